@@ -1,0 +1,47 @@
+# sweeplab: `make train`, `make sweep`, `make test`, `make ui`, `make bench`.
+# Every target makes .venv first when it is missing, and installs the data sets it needs.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: train sweep test ui bench data venv clean
+
+train: venv data
+	$(BIN)/sweeplab train experiment=fashion_cnn $(ARGS)
+
+sweep: venv data
+	@echo "sweeplab sweep is not built yet (see the sweeps issue); use 'make train' meanwhile." >&2
+	@exit 1
+
+test: venv data
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+ui: venv
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns/artifacts --host 127.0.0.1 --port 5000
+
+bench: venv data
+	$(BIN)/python bench/overhead.py
+
+venv: $(STAMP)
+
+# torch first and pinned: the CPU build lies on this disk; an unpinned torch pulls GBs of CUDA.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+data:
+	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+		echo "Fashion-MNIST is missing from $(FASHION_DIR): run 'sudo apt-get install dataset-fashion-mnist'," >&2; \
+		echo "or put the four IDX .gz files in a folder and pass data.root=FOLDER." >&2; exit 1; \
+	fi
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,117 @@
+"""Compose the Hydra config tree (plus a user's --config-dir) and reject bad input early."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from sweeplab.errors import ConfigError
+
+
+def package_config_dir() -> Path:
+    """The conf/ tree of the installed package (a real folder for wheel and editable installs)."""
+    return Path(str(resources.files("sweeplab.conf")))
+
+
+def compose_config(overrides: list[str], config_dirs: list[str] = ()) -> DictConfig:
+    """Compose conf/config.yaml with overrides; raise ConfigError with one clear line on bad input."""
+    parsed = _parse(overrides)
+    searchpath = [_searchpath_entry(d) for d in config_dirs]
+    hydra_overrides = [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
+    full = _compose(overrides + hydra_overrides, return_hydra_config=True)
+    groups = set(full.hydra.runtime.choices)
+    # Compose again with only the group choices, to learn the type each overridden key had.
+    group_overrides = [o.input_line for o in parsed if o.key_or_group in groups]
+    base = _compose(group_overrides + hydra_overrides, return_hydra_config=False)
+    with open_dict(full):
+        del full["hydra"]
+    for override in parsed:
+        if override.key_or_group in groups or override.is_delete():
+            continue
+        _check_type(override.key_or_group, OmegaConf.select(base, override.key_or_group),
+                    OmegaConf.select(full, override.key_or_group))
+    _check_resolvable(full)
+    return full
+
+
+def _parse(overrides: list[str]):
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as e:
+        raise ConfigError(_one_line(str(e))) from None
+
+
+def _searchpath_entry(directory: str) -> str:
+    path = Path(directory).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"--config-dir {directory}: no such directory")
+    return f"file://{path}"
+
+
+def _compose(overrides: list[str], return_hydra_config: bool) -> DictConfig:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(package_config_dir()), version_base="1.3"):
+            return compose("config", overrides=overrides, return_hydra_config=return_hydra_config)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(_explain(e)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _explain(error: Exception) -> str:
+    text = str(error)
+    if "Could not find '" in text and "Available options" in text:
+        # Hydra lists the options one per line; fold them into the same line.
+        head, _, options = text.partition("Available options in")
+        group, _, names = options.partition(":")
+        choices = ", ".join(n.strip() for n in names.split() if n.strip())
+        missing = head.split("Could not find")[-1].strip().splitlines()[0]
+        return f"unknown config option {missing}; available in{group}: {choices}"
+    if "Key '" in text and "is not in struct" in text or "Could not override" in text:
+        key = text.split("'")[1] if "'" in text else text
+        return (f"unknown config key '{key}'; print the config with `sweeplab train --print-config` "
+                f"to see the keys, or add a new one with +{key}=VALUE")
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return "; ".join(lines[:3]) if lines else "invalid configuration"
+
+
+def _check_type(key: str, default, value) -> None:
+    """An override must keep the kind of value the key had (an int stays a number, a bool a bool)."""
+    if default is None or value is None or isinstance(default, (dict, list, DictConfig)):
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        expected = "true or false"
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+            ok = False
+        expected = "an integer" if isinstance(default, int) else "a number"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not valid: expected {expected} (default {default!r})")
+
+
+def _check_resolvable(cfg: DictConfig) -> None:
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"config cannot be resolved: {_one_line(str(e))}") from None
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML: what was run, with every interpolation filled in."""
+    return OmegaConf.to_yaml(cfg, resolve=True)

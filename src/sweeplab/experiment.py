@@ -1,0 +1,158 @@
+"""run_experiment: the one path every run takes (train, sweep trial, reproduce).
+
+config -> seed -> DataModule, LightningModule, Trainer -> data loaded -> MLflow run opened ->
+fit -> test on the best checkpoint -> checkpoint, config and model logged -> run closed.
+Everything that can be wrong with the input is found before the MLflow run is opened.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import mlflow
+import pytorch_lightning as pl
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from mlflow import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from sweeplab import __version__
+from sweeplab.config import to_yaml
+from sweeplab.errors import ConfigError
+from sweeplab.tracking import model_export, params, provenance, store
+from sweeplab.tracking.epoch_stats import EpochStats
+from sweeplab.tracking.metric_logger import MlflowBatchLogger
+
+MAX_TAG_LENGTH = 5000
+
+
+@dataclass
+class Result:
+    run_id: str
+    state: str                      # FINISHED, FAILED or KILLED (MLflow's run statuses)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Parts:
+    datamodule: pl.LightningDataModule
+    module: pl.LightningModule
+    trainer: pl.Trainer
+    checkpoint: ModelCheckpoint
+    workdir: Path
+
+
+def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks: Sequence[pl.Callback] = (),
+                   parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+                   run_name: str | None = None) -> Result:
+    """Train and test one configured experiment, recorded as one MLflow run.
+
+    Callbacks handed in by the caller (a sweep's pruning callback) run beside ours.
+    Raises ConfigError, with no run created, when the input is bad.
+    """
+    uri = store.tracking_uri(cfg.tracking.uri)
+    store.check_reachable(uri)
+    parts = _build(cfg, callbacks)
+    try:
+        client = store.open_client(uri)
+        mlflow.set_tracking_uri(uri)
+        experiment_id = store.experiment_id(client, cfg.tracking.experiment, cfg.tracking.artifact_location)
+        provenance_tags, patch = _provenance(cfg, parts.datamodule)
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name or cfg.tracking.run_name,
+                               parent_run_id=parent_run_id, tags={**provenance_tags, **(tags or {})})
+        return _record(cfg, overrides, patch, parts, client, run.info.run_id)
+    finally:
+        shutil.rmtree(parts.workdir, ignore_errors=True)
+
+
+def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
+    """Every object the run needs, and its data loaded; any failure here is bad input."""
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    try:
+        datamodule = instantiate(cfg.data)
+        module = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
+                             scheduler=instantiate(cfg.scheduler))
+    except InstantiationException as e:
+        raise ConfigError(_cause(e)) from None
+    try:
+        datamodule.setup("fit")
+    except (ValueError, OSError) as e:
+        raise ConfigError(str(e)) from None
+    workdir = Path(tempfile.mkdtemp(prefix="sweeplab-"))
+    checkpoint = ModelCheckpoint(dirpath=workdir / "checkpoints", filename="best",
+                                 monitor=cfg.monitor.metric, mode=cfg.monitor.mode, save_top_k=1)
+    try:
+        trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(workdir),
+                              callbacks=[checkpoint, EpochStats(), *callbacks])
+    except InstantiationException as e:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise ConfigError(_cause(e)) from None
+    return _Parts(datamodule, module, trainer, checkpoint, workdir)
+
+
+def _cause(error: InstantiationException) -> str:
+    cause = error.__cause__ or error
+    return str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
+
+
+def _record(cfg: DictConfig, overrides: Sequence[str], patch: str, parts: _Parts,
+            client: MlflowClient, run_id: str) -> Result:
+    logger = MlflowBatchLogger(client, run_id)
+    try:
+        params.log_params(client, run_id, params.flatten(OmegaConf.to_container(cfg, resolve=True)))
+        mlflow.log_text(to_yaml(cfg), "config.yaml")
+        mlflow.log_text("".join(f"{o}\n" for o in overrides), "overrides.txt")
+        if patch:
+            mlflow.log_text(patch, "git.patch")
+        parts.trainer.loggers = [logger]
+        parts.trainer.fit(parts.module, datamodule=parts.datamodule)
+        best = parts.checkpoint.best_model_path or None
+        parts.trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, verbose=False)
+        logger.flush()
+        if cfg.tracking.log_checkpoint and best:
+            mlflow.log_artifact(best, "checkpoints")
+        if cfg.tracking.log_model:
+            model_export.log_model(parts.module.net, parts.datamodule.example_input())
+    except (KeyboardInterrupt, SystemExit):
+        _close(logger, "KILLED", "interrupted")
+        raise KeyboardInterrupt from None
+    except Exception as e:
+        _close(logger, "FAILED", f"{type(e).__name__}: {e}", traceback.format_exc())
+        raise
+    _close(logger, "FINISHED")
+    return Result(run_id, "FINISHED", dict(logger.last))
+
+
+def _close(logger: MlflowBatchLogger, status: str, error: str | None = None, details: str | None = None) -> None:
+    try:
+        logger.flush()
+        if error:
+            mlflow.set_tag("sweeplab.error", error[:MAX_TAG_LENGTH])
+        if details:
+            mlflow.log_text(details, "error.txt")
+    finally:
+        mlflow.end_run(status)
+
+
+def _provenance(cfg: DictConfig, datamodule) -> tuple[dict[str, str], str]:
+    """Tags that pin down what ran, and the uncommitted diff (logged as git.patch when dirty)."""
+    commit, dirty, diff = provenance.git_state(Path.cwd())
+    if commit is None:
+        commit, dirty, diff = provenance.git_state(Path(__file__).parent)
+    tags = {
+        "sweeplab.version": __version__,
+        "sweeplab.command": provenance.command_line(),
+        "sweeplab.seed": str(cfg.seed),
+        "sweeplab.data_fingerprint": str(getattr(datamodule, "fingerprint", None)),
+        "sweeplab.git.dirty": str(dirty).lower(),
+        **{f"sweeplab.version.{name}": v for name, v in provenance.versions().items()},
+    }
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags, diff

@@ -1,0 +1,1 @@
+"""LightningModules (classifier) and their backbones; reusable without sweeplab's tracking."""

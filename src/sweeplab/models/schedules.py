@@ -1,0 +1,27 @@
+"""Learning-rate schedules. Each is called as factory(optimizer, total_steps) and steps every batch."""
+
+from __future__ import annotations
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+
+
+def constant(optimizer: Optimizer, total_steps: int) -> LRScheduler:
+    return LambdaLR(optimizer, lambda step: 1.0)
+
+
+def cosine(optimizer: Optimizer, total_steps: int, min_lr: float = 0.0) -> LRScheduler:
+    base = optimizer.param_groups[0]["lr"]
+    floor = min_lr / base if base else 0.0
+
+    def factor(step: int) -> float:
+        progress = min(step / max(total_steps - 1, 1), 1.0)  # the last step trains at min_lr
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)
+
+
+def one_cycle(optimizer: Optimizer, total_steps: int, max_lr: float, pct_start: float = 0.3) -> LRScheduler:
+    return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 2), pct_start=pct_start)

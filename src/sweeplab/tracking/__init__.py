@@ -1,0 +1,1 @@
+"""MLflow records of runs: store, params, provenance tags, batched metrics, model export."""

@@ -1,0 +1,66 @@
+"""A Lightning logger that buffers metrics and writes them to MLflow in batches, one step per epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from mlflow.entities import Metric
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+
+class MlflowBatchLogger(Logger):
+    """One MLflow call per flush instead of one per metric (≈2 ms each on SQLite).
+
+    Lightning hands over per-epoch aggregates with an "epoch" entry; the MLflow step is the
+    epoch, so histories line up with epochs in the UI. Flushed at every epoch end by
+    EpochStats and at finalize.
+    """
+
+    def __init__(self, client, run_id: str):
+        super().__init__()
+        self.client = client
+        self.run_id = run_id
+        self.buffer: list[Metric] = []
+        self.last: dict[str, float] = {}
+
+    @property
+    def name(self) -> str:
+        return "mlflow"
+
+    @property
+    def version(self) -> str:
+        return self.run_id
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):
+        return self.client
+
+    @rank_zero_only
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        """Params come from the resolved config, logged once by run_experiment."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        metrics = dict(metrics)
+        epoch = metrics.pop("epoch", None)
+        step = int(epoch) if epoch is not None else (step or 0)
+        now = int(time.time() * 1000)
+        for key, value in metrics.items():
+            value = float(value)
+            self.last[key] = value
+            self.buffer.append(Metric(key, value if math.isfinite(value) else float("nan"), now, step))
+        if len(self.buffer) >= MAX_METRICS_PER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        while self.buffer:
+            batch, self.buffer = self.buffer[:MAX_METRICS_PER_BATCH], self.buffer[MAX_METRICS_PER_BATCH:]
+            self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.flush()

@@ -1,0 +1,60 @@
+"""Which MLflow store a run goes to, whether it answers, and the experiment to put runs in."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from sweeplab.errors import ConfigError
+
+
+def tracking_uri(configured: str) -> str:
+    """$MLFLOW_TRACKING_URI wins; a relative sqlite path is made absolute (and its folder created)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = Path(uri[len("sqlite:///"):]).resolve()
+        uri = f"sqlite:///{path}"
+    return uri
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast with one line when the store cannot be used, before any run is created."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise ConfigError(f"tracking server {uri} is unreachable ({reason}); start it, or set "
+                              "tracking.uri / MLFLOW_TRACKING_URI to a reachable server or sqlite:///PATH") from None
+    elif uri.startswith(("file:", "/", ".")) or "://" not in uri:
+        raise ConfigError(f"tracking.uri={uri}: MLflow no longer accepts the plain file store; use "
+                          "sqlite:///PATH (default sqlite:///mlruns/mlflow.db) or http://HOST:PORT")
+
+
+def open_client(uri: str):
+    """An MlflowClient on `uri`, with the folder of a local SQLite store created first."""
+    from mlflow import MlflowClient
+
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(uri)
+
+
+def experiment_id(client, name: str, artifact_location: str | None) -> str:
+    """The id of experiment `name`, created (with artifacts under artifact_location) if new."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = artifact_location
+    if location and "://" not in location:
+        location = Path(location).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:
+        # Another worker created it between our lookup and create.
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id

@@ -1,0 +1,1 @@
+"""Sweep definitions (Hydra group `sweep`), shipped as package data."""

@@ -1,0 +1,61 @@
+"""Composing the config tree: presets, stable sweep keys, overrides, and bad input."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from sweeplab.config import compose_config
+from sweeplab.errors import ConfigError
+
+SWEPT_KEYS = ["optimizer.lr", "optimizer.weight_decay", "data.batch_size", "model.dropout",
+              "model.label_smoothing", "model.l1", "data.train_size", "seed", "trainer.max_epochs"]
+
+
+@pytest.mark.parametrize("experiment", ["fashion_cnn", "digits_cnn"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
+def test_every_preset_composes_with_the_swept_keys(experiment, optimizer):
+    cfg = compose_config([f"experiment={experiment}", f"optimizer={optimizer}"])
+    assert cfg.name == experiment
+    for key in SWEPT_KEYS:
+        assert OmegaConf.select(cfg, key, default="absent") != "absent", key
+    assert cfg.optimizer._partial_ is True
+
+
+def test_interpolations_follow_overrides():
+    cfg = compose_config(["experiment=digits_cnn", "model.dropout=0.3", "optimizer.lr=0.01",
+                          "scheduler=onecycle"])
+    assert cfg.model.backbone.dropout == 0.3
+    assert cfg.scheduler.max_lr == 0.01
+    assert cfg.model.backbone.in_channels == 1
+
+
+def test_numbers_may_widen_but_not_change_kind():
+    cfg = compose_config(["optimizer.lr=1", "data.train_size=500"])
+    assert cfg.optimizer.lr == 1 and cfg.data.train_size == 500
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["experiment=nope"], "available in 'experiment': digits_cnn, fashion_cnn"),
+    (["optimizer=lion"], "available in 'optimizer': adam, adamw, rmsprop, sgd"),
+    (["trainer.max_epoch=3"], "unknown config key 'trainer.max_epoch'"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs='abc' is not valid: expected an integer"),
+    (["trainer.max_epochs=2.5"], "expected an integer"),
+    (["optimizer.lr=fast"], "expected a number"),
+    (["data.augment=3"], "expected true or false"),
+    (["trainer.max_epochs=="], ""),
+])
+def test_bad_input_is_one_clear_line(overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        compose_config(overrides)
+    text = str(caught.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_user_config_dir_adds_options(tmp_path):
+    (tmp_path / "optimizer").mkdir()
+    (tmp_path / "optimizer" / "lamb.yaml").write_text(
+        "_target_: torch.optim.Adam\n_partial_: true\nlr: 0.002\nweight_decay: 0.0\n")
+    cfg = compose_config(["optimizer=lamb"], [str(tmp_path)])
+    assert cfg.optimizer.lr == 0.002
+    with pytest.raises(ConfigError, match="no such directory"):
+        compose_config([], [str(tmp_path / "missing")])
