@@ -216,11 +216,14 @@ def test_ctrl_c_marks_the_run_killed(tmp_path):
     process = subprocess.Popen([SWEEPLAB, "train", "experiment=digits_cnn", "trainer=cpu",
                                 "trainer.max_epochs=1000", "trainer.enable_progress_bar=false"],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _has_metric(tmp_path / "mlruns" / "mlflow.db", "val/acc"):
-        time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _has_metric(tmp_path / "mlruns" / "mlflow.db", "val/acc"):
+            time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
     assert process.returncode == 130, stderr[-3000:]
     (run,) = runs_in(tmp_path, "digits_cnn")
     assert run.info.status == "KILLED"

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -20,9 +21,34 @@ def package_config_dir() -> Path:
     return Path(str(resources.files("sweeplab.conf")))
 
 
+def sweep_dirs(config_dirs: list[str] = ()) -> list[Path]:
+    """Where sweep definitions live: the package's sweeps/, then each user config dir's sweeps/."""
+    found = [Path(str(resources.files("sweeplab.sweeps")))]
+    return found + [Path(d).expanduser() / "sweeps" for d in config_dirs if (Path(d).expanduser() / "sweeps").is_dir()]
+
+
+def _register_sweeps(config_dirs: list[str]) -> None:
+    # The folder is named sweeps/ (where users look for it) while the Hydra group is `sweep`
+    # (sweep=NAME), so its files are stored under that group by hand. Later dirs win.
+    store = ConfigStore.instance()
+    for folder in sweep_dirs(config_dirs):
+        for path in sorted(folder.glob("*.yaml")):
+            try:
+                node = OmegaConf.load(path)
+            except Exception as e:
+                raise ConfigError(f"{path}: not valid YAML ({_one_line(str(e))})") from None
+            store.store(group="sweep", name=path.stem, node=node, package="_global_")
+
+
 def compose_config(overrides: list[str], config_dirs: list[str] = ()) -> DictConfig:
     """Compose conf/config.yaml with overrides; raise ConfigError with one clear line on bad input."""
+    return compose_with_choices(overrides, config_dirs)[0]
+
+
+def compose_with_choices(overrides: list[str], config_dirs: list[str] = ()) -> tuple[DictConfig, dict]:
+    """compose_config, plus the option chosen in each config group ({"sweep": "digits_cnn", ...})."""
     parsed = _parse(overrides)
+    _register_sweeps(list(config_dirs))
     searchpath = [_searchpath_entry(d) for d in config_dirs]
     hydra_overrides = [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
     full = _compose(overrides + hydra_overrides, return_hydra_config=True)
@@ -30,6 +56,7 @@ def compose_config(overrides: list[str], config_dirs: list[str] = ()) -> DictCon
     # Compose again with only the group choices, to learn the type each overridden key had.
     group_overrides = [o.input_line for o in parsed if o.key_or_group in groups]
     base = _compose(group_overrides + hydra_overrides, return_hydra_config=False)
+    choices = OmegaConf.to_container(full.hydra.runtime.choices)
     with open_dict(full):
         del full["hydra"]
     for override in parsed:
@@ -38,7 +65,7 @@ def compose_config(overrides: list[str], config_dirs: list[str] = ()) -> DictCon
         _check_type(override.key_or_group, OmegaConf.select(base, override.key_or_group),
                     OmegaConf.select(full, override.key_or_group))
     _check_resolvable(full)
-    return full
+    return full, choices
 
 
 def _parse(overrides: list[str]):
@@ -72,6 +99,7 @@ def _explain(error: Exception) -> str:
         # Hydra lists the options one per line; fold them into the same line.
         head, _, options = text.partition("Available options in")
         group, _, names = options.partition(":")
+        names = names.split("Config search path")[0]
         choices = ", ".join(n.strip() for n in names.split() if n.strip())
         missing = head.split("Could not find")[-1].strip().splitlines()[0]
         return f"unknown config option {missing}; available in{group}: {choices}"

@@ -7,9 +7,11 @@ Everything that can be wrong with the input is found before the MLflow run is op
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -35,8 +37,20 @@ MAX_TAG_LENGTH = 5000
 @dataclass
 class Result:
     run_id: str
-    state: str                      # FINISHED, FAILED or KILLED (MLflow's run statuses)
+    state: str                      # FINISHED, or the state of a StopRun (e.g. PRUNED)
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+class StopRun(Exception):
+    """Raised by a caller's callback to end a run early on purpose (a pruned sweep trial).
+
+    The run skips testing and model export, is closed FINISHED with the tag
+    `sweeplab.stopped=<state>`, and run_experiment returns Result(state=<state>).
+    """
+
+    def __init__(self, state: str, reason: str):
+        super().__init__(reason)
+        self.state = state
 
 
 @dataclass
@@ -69,6 +83,22 @@ def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks:
         return _record(cfg, overrides, patch, parts, client, run.info.run_id)
     finally:
         shutil.rmtree(parts.workdir, ignore_errors=True)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def _quiet_known_noise() -> None:
+    """Lightning chatter that says nothing about this run."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    # Metrics are logged per epoch, so the per-step logging interval does not apply.
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+
+_quiet_known_noise()
 
 
 def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
@@ -119,6 +149,10 @@ def _record(cfg: DictConfig, overrides: Sequence[str], patch: str, parts: _Parts
             mlflow.log_artifact(best, "checkpoints")
         if cfg.tracking.log_model:
             model_export.log_model(parts.module.net, parts.datamodule.example_input())
+    except StopRun as stop:
+        mlflow.set_tags({"sweeplab.stopped": stop.state, "sweeplab.stop_reason": str(stop)[:MAX_TAG_LENGTH]})
+        _close(logger, "FINISHED")
+        return Result(run_id, stop.state, dict(logger.last))
     except (KeyboardInterrupt, SystemExit):
         _close(logger, "KILLED", "interrupted")
         raise KeyboardInterrupt from None

@@ -54,7 +54,7 @@ class ArrayImageDataModule(pl.LightningDataModule):
         mean = float(x_train.mean(dtype=np.float64))
         std = float(x_train.std(dtype=np.float64)) or 1.0
         self._splits = {
-            name: TensorDataset(_images(x, mean, std), torch.as_tensor(y, dtype=torch.long))
+            name: TensorDataset(_images(x, mean, std), torch.tensor(y, dtype=torch.long))
             for name, (x, y) in arrays.items()
         }
 

@@ -1,4 +1,4 @@
-"""Per-epoch learning rate, wall seconds and throughput, and the flush of buffered metrics."""
+"""Per-epoch learning rate, wall seconds and training throughput, and the flush of buffered metrics."""
 
 from __future__ import annotations
 
@@ -8,24 +8,34 @@ import pytorch_lightning as pl
 
 
 class EpochStats(pl.Callback):
+    """`train/epoch_seconds` covers the epoch with its validation; samples/s counts training time only."""
+
     def __init__(self):
-        self.started = 0.0
+        self.started = self.validation_started = self.validation_seconds = 0.0
         self.samples = 0
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.started = time.perf_counter()
+        self.validation_seconds = 0.0
         self.samples = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.samples += len(batch[-1])
 
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self.validation_started = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        self.validation_seconds += time.perf_counter() - self.validation_started
+
     def on_train_epoch_end(self, trainer, pl_module):
-        # Runs after this epoch's validation, so the seconds cover training and validation.
+        # Lightning runs this epoch's validation before this hook.
         seconds = time.perf_counter() - self.started
+        training = max(seconds - self.validation_seconds, 1e-9)
         stats = {
             "train/lr": trainer.optimizers[0].param_groups[0]["lr"],
             "train/epoch_seconds": seconds,
-            "train/samples_per_second": self.samples / seconds if seconds > 0 else 0.0,
+            "train/samples_per_second": self.samples / training,
         }
         for logger in trainer.loggers:
             logger.log_metrics({**stats, "epoch": trainer.current_epoch})

@@ -1,0 +1,101 @@
+"""Platform overhead: run_experiment (Lightning + MLflow record) vs a bare PyTorch loop.
+
+Both sides do the same work: load the same Fashion-MNIST split through the same DataModule,
+build the same network, train it with Adam for the same steps, validate every epoch and test
+once at the end. The platform side also writes its full MLflow record (params, per-epoch
+metrics, config, checkpoint, model). Runs alternate A B A B in one process after one untimed
+warm-up of each (first-call costs: torch._dynamo, torch.export, MLflow's schema); the ratio of
+medians is the last line printed.
+
+    python bench/overhead.py [--repeats 3] [--train-size 10000] [--epochs 2] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from sweeplab.config import compose_config
+from sweeplab.experiment import run_experiment
+
+
+def platform_run(cfg) -> float:
+    started = time.perf_counter()
+    run_experiment(cfg)
+    return time.perf_counter() - started
+
+
+def bare_run(cfg) -> float:
+    """The same training, as a plain loop: no Lightning, no metrics library, no logging."""
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    torch.use_deterministic_algorithms(True)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    net = instantiate(cfg.model).net
+    optimizer = instantiate(cfg.optimizer)(net.parameters())
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.model.label_smoothing)
+    for _ in range(cfg.trainer.max_epochs):
+        net.train()
+        for x, y in datamodule.train_dataloader():
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            optimizer.step()
+        evaluate(net, datamodule.val_dataloader(), loss_fn)
+    evaluate(net, datamodule.test_dataloader(), loss_fn)
+    return time.perf_counter() - started
+
+
+@torch.no_grad()
+def evaluate(net, loader, loss_fn) -> tuple[float, float]:
+    net.eval()
+    total, correct, loss = 0, 0, 0.0
+    for x, y in loader:
+        logits = net(x)
+        loss += loss_fn(logits, y).item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        total += len(y)
+    return loss / total, correct / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-size", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    store = Path(tempfile.mkdtemp(prefix="sweeplab-bench-"))
+    cfg = compose_config([
+        "experiment=fashion_cnn", f"data.train_size={args.train_size}", "data.val_size=2000",
+        "data.batch_size=64", f"trainer.max_epochs={args.epochs}", "trainer=cpu",
+        "trainer.enable_progress_bar=false", f"tracking.uri=sqlite:///{store}/mlflow.db",
+        f"tracking.artifact_location={store}/artifacts", "tracking.experiment=bench_overhead",
+        *args.overrides])
+    print(f"torch threads: {torch.get_num_threads()}; {args.train_size} train images, "
+          f"{args.epochs} epochs, batch 64; warm-up of each side first", flush=True)
+    platform_run(cfg)
+    bare_run(cfg)
+    timings = {"bare": [], "platform": []}
+    for i in range(args.repeats):
+        for name, run in (("bare", bare_run), ("platform", platform_run)):
+            seconds = run(cfg)
+            timings[name].append(seconds)
+            print(f"  round {i + 1} {name:<8} {seconds:7.2f} s", flush=True)
+    bare, platform = (statistics.median(timings[k]) for k in ("bare", "platform"))
+    print(f"median bare {bare:.2f} s, platform {platform:.2f} s (whole run_experiment: "
+          "data, MLflow run, fit, test, checkpoint, model)")
+    print(f"platform/bare {platform / bare:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

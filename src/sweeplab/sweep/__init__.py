@@ -1,0 +1,1 @@
+"""Optuna sweeps over Hydra configs: search space, study, pruning, workers."""

@@ -1,0 +1,39 @@
+"""The Lightning callback a sweep hands to run_experiment: report, prune, and refuse NaN metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+
+from sweeplab.experiment import StopRun
+
+
+class TrialReporter(pl.Callback):
+    """After each validation epoch: fail on a non-finite metric, report the objective, maybe prune.
+
+    Rank 0 talks to Optuna and broadcasts its decision, so under DDP every rank stops together.
+    """
+
+    def __init__(self, trial, metric: str, prune: bool = True):
+        self.trial = trial
+        self.metric = metric
+        self.prune = prune
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        epoch = trainer.current_epoch
+        broken = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+        if broken:
+            raise FloatingPointError(f"non-finite metric at epoch {epoch}: "
+                                     + ", ".join(f"{k}={v}" for k, v in sorted(broken.items())))
+        if self.metric not in metrics:
+            raise KeyError(f"sweep.metric '{self.metric}' is not logged; logged: {', '.join(sorted(metrics))}")
+        should_prune = False
+        if trainer.is_global_zero and self.prune:
+            self.trial.report(metrics[self.metric], step=epoch)
+            should_prune = self.trial.should_prune()
+        if trainer.strategy.broadcast(should_prune):
+            raise StopRun("PRUNED", f"pruned after epoch {epoch} with {self.metric}={metrics[self.metric]:.6g}")

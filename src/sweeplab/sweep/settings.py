@@ -1,0 +1,94 @@
+"""The `sweep:` node of a composed config, checked and turned into objects before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from sweeplab.errors import ConfigError
+from sweeplab.sweep.space import SearchSpace, parse_space
+from sweeplab.sweep.storage import StorageSpec, parse_storage
+
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class SweepSettings:
+    study_name: str
+    metrics: list[str]               # one metric, or several for a multi-objective sweep
+    directions: list[str]
+    n_trials: int
+    workers: int
+    timeout: float | None
+    max_consecutive_failures: int
+    storage: StorageSpec
+    space: SearchSpace
+    sampler_cfg: DictConfig
+    pruner_cfg: DictConfig
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
+
+    @property
+    def mlflow_experiment(self) -> str:
+        return f"sweep-{self.study_name}"
+
+    def sampler(self, seed_offset: int = 0):
+        """The sampler; a seeded one gets `seed + seed_offset`, so that parallel workers (and a resumed
+        worker) do not replay the same random draws."""
+        if seed_offset and self.sampler_cfg.get("seed") is not None:
+            return _instantiate(self.sampler_cfg, "sweep.sampler", seed=self.sampler_cfg.seed + seed_offset)
+        return _instantiate(self.sampler_cfg, "sweep.sampler")
+
+    def pruner(self):
+        return _instantiate(self.pruner_cfg, "sweep.pruner")
+
+
+def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
+    node = cfg.get("sweep")
+    if not node:
+        raise ConfigError("no sweep selected; pass sweep=NAME (a file of sweeps/, e.g. sweep=fashion_cnn)")
+    metrics = list(node.metric) if OmegaConf.is_list(node.metric) else [node.metric]
+    directions = list(node.direction) if OmegaConf.is_list(node.direction) else [node.direction] * len(metrics)
+    if len(directions) != len(metrics) or any(d not in DIRECTIONS for d in directions):
+        raise ConfigError(f"sweep.direction={node.direction}: give maximize or minimize for each of "
+                          f"sweep.metric={metrics}")
+    for key, low in (("n_trials", 1), ("workers", 1), ("max_consecutive_failures", 1)):
+        value = node.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"sweep.{key}={value}: must be an integer of at least {low}")
+    if node.timeout is not None and (not isinstance(node.timeout, (int, float)) or node.timeout <= 0):
+        raise ConfigError(f"sweep.timeout={node.timeout}: must be a number of seconds > 0, or null")
+    groups = {g for g in choices if not g.startswith("hydra")} - {"sweep"}
+    space = parse_space(node.params or {}, groups=groups,
+                        known_keys=lambda key: OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT)
+    if not space.distributions:
+        raise ConfigError("sweep.params samples nothing; give at least one choice(), range() or interval()")
+    settings = SweepSettings(
+        study_name=node.study_name or choices.get("sweep"), metrics=metrics, directions=directions,
+        n_trials=node.n_trials, workers=node.workers, timeout=node.timeout,
+        max_consecutive_failures=node.max_consecutive_failures, storage=parse_storage(node.storage),
+        space=space, sampler_cfg=node.sampler, pruner_cfg=node.pruner)
+    settings.sampler()
+    settings.pruner()
+    return settings
+
+
+_ABSENT = object()
+
+
+def _instantiate(node: DictConfig | None, key: str, **kwargs):
+    if not node or "_target_" not in node:
+        raise ConfigError(f"{key} must name a class with _target_, e.g. optuna.samplers.TPESampler")
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ConfigError(f"{key}._target_={node._target_}: {text}; use a class of optuna.samplers "
+                          "(TPESampler, RandomSampler, GridSampler, CmaEsSampler, QMCSampler, NSGAIISampler) "
+                          "or optuna.pruners (MedianPruner, SuccessiveHalvingPruner, HyperbandPruner, NopPruner)") from None

@@ -1,0 +1,106 @@
+"""Optuna storages from `sweep.storage`: a journal file (default), SQLite or PostgreSQL URL."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweeplab.errors import ConfigError
+
+DEFAULT_JOURNAL = "mlruns/optuna.journal"
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 40
+ALLOWED = "a path ending in .journal, sqlite:///PATH or postgresql+psycopg2://USER@HOST/DB"
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """Where the study lives; `url` is what `optuna trials --storage` takes (the path, for a journal)."""
+
+    url: str
+    journal: Path | None = None
+
+    @property
+    def local_file(self) -> Path | None:
+        if self.journal is not None:
+            return self.journal
+        if self.url.startswith("sqlite:///"):
+            return Path(self.url[len("sqlite:///"):])
+        return None
+
+
+def parse_storage(value: str | None) -> StorageSpec:
+    text = value or DEFAULT_JOURNAL
+    if text.endswith(".journal") and "://" not in text:
+        return StorageSpec(url=str(Path(text).expanduser().resolve()), journal=Path(text).expanduser().resolve())
+    if text.startswith("sqlite:///"):
+        path = Path(text[len("sqlite:///"):]).expanduser().resolve()
+        return StorageSpec(url=f"sqlite:///{path}")
+    if text.startswith(("postgresql", "mysql")):
+        return StorageSpec(url=text)
+    raise ConfigError(f"sweep.storage={text}: not a storage sweeplab knows; use {ALLOWED}")
+
+
+def check_storage(spec: StorageSpec) -> None:
+    """Fail with one line when the storage cannot be used; writes nothing."""
+    local = spec.local_file
+    if local is not None:
+        folder = next((p for p in [local.parent, *local.parents] if p.exists()), None)
+        if folder is None or not os.access(folder, os.W_OK):
+            raise ConfigError(f"sweep.storage={spec.url}: cannot write under {local.parent}")
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(spec.url, connect_args={"connect_timeout": 5}
+                                          if spec.url.startswith("postgresql") else {})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as e:  # the drivers raise many kinds; each means "cannot use it"
+        reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"sweep.storage={_hide_password(spec.url)} is unreachable ({reason})") from None
+
+
+def open_storage(spec: StorageSpec, on_stale=None):
+    """The Optuna storage; RDB storages get heartbeats so trials of dead workers on any host turn FAIL."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if spec.journal is not None:
+        spec.journal.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(spec.journal)))
+    if spec.local_file is not None:
+        spec.local_file.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(spec.url, heartbeat_interval=HEARTBEAT_SECONDS,
+                                      grace_period=GRACE_SECONDS, failed_trial_callback=on_stale)
+
+
+@contextmanager
+def slot_lock(spec: StorageSpec):
+    """Serialises "count trials, then ask" between local workers, so none starts one trial too many.
+
+    Remote storages get no lock: there a rare extra trial is possible when two machines ask at once.
+    """
+    local = spec.local_file
+    if local is None:
+        yield
+        return
+    # Not "<file>.lock": Optuna's journal backend takes that name for its own lock.
+    with open(f"{local}.slots.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _hide_password(url: str) -> str:
+    if "@" in url and ":" in url.split("@")[0].split("//")[-1]:
+        scheme, rest = url.split("//", 1)
+        credentials, host = rest.split("@", 1)
+        return f"{scheme}//{credentials.split(':')[0]}:***@{host}"
+    return url

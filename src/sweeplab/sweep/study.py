@@ -1,0 +1,104 @@
+"""A sweep's Optuna study: create or load it, count trials, and recover trials of dead workers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from collections import Counter
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeplab.errors import ConfigError
+from sweeplab.sweep.settings import SweepSettings
+
+PARENT_RUN_ATTR = "sweeplab.parent_run_id"
+WORKER_ATTR = "sweeplab.worker"
+RETRY_ATTR = "sweeplab.retry_of"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def create_or_load(settings: SweepSettings, storage) -> optuna.Study:
+    study = optuna.create_study(study_name=settings.study_name, storage=storage, sampler=settings.sampler(),
+                                pruner=settings.pruner(), directions=settings.directions, load_if_exists=True)
+    existing = [d.name.lower() for d in study.directions]
+    if existing != settings.directions:
+        raise ConfigError(f"study '{settings.study_name}' exists with directions {existing}, not "
+                          f"{settings.directions}; pick another sweep.study_name")
+    return study
+
+
+def load(settings: SweepSettings, storage, worker_index: int = 0) -> optuna.Study:
+    """The study for one worker, its sampler seeded apart from its siblings' and from earlier runs."""
+    try:
+        known = len(optuna.load_study(study_name=settings.study_name, storage=storage).get_trials(deepcopy=False))
+        return optuna.load_study(study_name=settings.study_name, storage=storage,
+                                 sampler=settings.sampler(seed_offset=1 + 7919 * worker_index + known),
+                                 pruner=settings.pruner())
+    except KeyError:
+        raise ConfigError(f"no study '{settings.study_name}' in {settings.storage.url}; "
+                          "start the sweep with `sweeplab sweep` first") from None
+
+
+def counts(study: optuna.Study) -> Counter:
+    """Trials by state name: COMPLETE, PRUNED, FAIL, RUNNING, WAITING; "finished" = COMPLETE + PRUNED."""
+    found = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    found["finished"] = found["COMPLETE"] + found["PRUNED"]
+    return found
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def recover_dead_trials(study: optuna.Study) -> list[int]:
+    """RUNNING trials whose worker is gone become FAIL, each retried with the same params.
+
+    A worker on this host is gone when its process is; Optuna's heartbeat (RDB storages)
+    catches workers that died on other hosts, and calls retry_trial for them.
+    """
+    host = socket.gethostname()
+    recovered = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get(WORKER_ATTR, "")
+        worker_host, _, pid = worker.rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            try:
+                study.tell(trial.number, state=TrialState.FAIL)
+            except (ValueError, RuntimeError):
+                continue  # another process recovered it first
+            retry_trial(study, trial)
+            recovered.append(trial.number)
+    if isinstance(study._storage, optuna.storages.RDBStorage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    return recovered
+
+
+def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue the same params again; the next ask() of any worker takes them."""
+    study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
+
+
+def too_many_failures(study: optuna.Study, limit: int) -> bool:
+    """True when the last `limit` trials to end, across all workers, all failed."""
+    ended = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete]
+    ended.sort(key=lambda t: t.datetime_complete)
+    return len(ended) >= limit and all(t.state == TrialState.FAIL for t in ended[-limit:])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) still answers kill(0); /proc tells it apart.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -1,0 +1,136 @@
+"""A sweep worker: pull trials from the shared study and run each through run_experiment.
+
+One process imports torch once and runs trials until the study has n_trials finished, the
+deadline passes, or too many trials in a row failed. Any number of workers, on any number of
+machines, can share a study; none waits for another.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import mlflow
+import optuna
+from omegaconf import DictConfig, open_dict
+from optuna.storages._heartbeat import get_heartbeat_thread  # ask/tell mode must run it itself
+from optuna.trial import TrialState
+
+from sweeplab.config import compose_config
+from sweeplab.errors import ConfigError
+from sweeplab.experiment import run_experiment
+from sweeplab.sweep import study as studies
+from sweeplab.sweep.pruning import TrialReporter
+from sweeplab.sweep.settings import SweepSettings
+from sweeplab.sweep.storage import open_storage, slot_lock
+from sweeplab.sweep.worker_env import DEADLINE_ENV, EXIT_TOO_MANY_FAILURES, THREADS_ENV, WORKER_INDEX_ENV
+
+
+
+@dataclass
+class TrialOutcome:
+    number: int
+    state: TrialState
+    values: list[float] | None = None
+    error: str | None = None
+
+
+def work(settings: SweepSettings, overrides: list[str], config_dirs: list[str]) -> int:
+    """Run trials until none are left; return the process exit code."""
+    _set_threads()
+    storage = open_storage(settings.storage, on_stale=studies.retry_trial)
+    # A worker started by hand (another machine) has no index: its process id keeps it apart.
+    study = studies.load(settings, storage, int(os.environ.get(WORKER_INDEX_ENV) or os.getpid()))
+    parent_run_id = study.user_attrs.get(studies.PARENT_RUN_ATTR)
+    deadline = float(os.environ.get(DEADLINE_ENV) or (time.time() + settings.timeout if settings.timeout else math.inf))
+    while time.time() < deadline:
+        studies.recover_dead_trials(study)
+        with slot_lock(settings.storage):
+            found = studies.counts(study)
+            if found["finished"] + found["RUNNING"] >= settings.n_trials:
+                return 0
+            trial = study.ask()
+            trial.set_user_attr(studies.WORKER_ATTR, studies.worker_id())
+        outcome = run_trial(trial, study, settings, overrides, config_dirs, parent_run_id, storage)
+        print(f"trial {outcome.number}: {outcome.state.name}"
+              + (f" {outcome.values}" if outcome.values else "") + (f" ({outcome.error})" if outcome.error else ""),
+              flush=True)
+        if outcome.state == TrialState.FAIL and studies.too_many_failures(study, settings.max_consecutive_failures):
+            print(f"sweeplab: stopping: the last {settings.max_consecutive_failures} trials failed; "
+                  f"last error: {outcome.error}", file=sys.stderr, flush=True)
+            return EXIT_TOO_MANY_FAILURES
+    return 0
+
+
+def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings, overrides: list[str],
+              config_dirs: list[str], parent_run_id: str | None, storage) -> TrialOutcome:
+    trial_overrides = settings.space.suggest(trial)
+    tags = {"sweeplab.role": "trial", "optuna.study_name": settings.study_name,
+            "optuna.trial_number": str(trial.number), "optuna.state": "RUNNING"}
+    reporter = TrialReporter(trial, settings.metrics[0], prune=not settings.multi_objective)
+    heartbeat = get_heartbeat_thread(trial._trial_id, storage)
+    heartbeat.start()
+    try:
+        cfg = trial_config(overrides + trial_overrides, config_dirs, settings)
+        result = run_experiment(cfg, overrides=overrides + trial_overrides, callbacks=[reporter],
+                                parent_run_id=parent_run_id, tags=tags, run_name=f"trial-{trial.number}")
+    except KeyboardInterrupt:
+        _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error="interrupted"))
+        raise
+    except Exception as e:  # any failure of one trial fails that trial only
+        return _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=f"{type(e).__name__}: {e}"))
+    finally:
+        heartbeat.join()
+    if result.state == "PRUNED":
+        return _end(study, trial, TrialOutcome(trial.number, TrialState.PRUNED), result.run_id)
+    values = [result.metrics.get(m, math.nan) for m in settings.metrics]
+    if not all(math.isfinite(v) for v in values):
+        error = f"objective {settings.metrics} is {values}"
+        mlflow.MlflowClient().set_tag(result.run_id, "sweeplab.error", error)
+        return _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=error), result.run_id)
+    return _end(study, trial, TrialOutcome(trial.number, TrialState.COMPLETE, values=values), result.run_id)
+
+
+def trial_config(overrides: list[str], config_dirs: list[str], settings: SweepSettings) -> DictConfig:
+    """The trial's experiment config: the sweep node dropped, so it is exactly what `train` would run."""
+    cfg = compose_config(overrides, config_dirs)
+    with open_dict(cfg):
+        del cfg["sweep"]
+        cfg.tracking.experiment = settings.mlflow_experiment
+    return cfg
+
+
+def _end(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome, run_id: str | None = None) -> TrialOutcome:
+    if outcome.error:
+        trial.set_user_attr("sweeplab.error", outcome.error[:2000])
+    study.tell(trial, outcome.values, state=outcome.state)
+    run_id = run_id or _run_of(trial.number)
+    if run_id:
+        client = mlflow.MlflowClient()
+        client.set_tag(run_id, "optuna.state", outcome.state.name)
+        if outcome.error and outcome.state == TrialState.FAIL and _status(client, run_id) == "FINISHED":
+            client.set_terminated(run_id, "FAILED")
+    return outcome
+
+
+def _run_of(number: int) -> str | None:
+    """The MLflow run this process opened for trial `number`, if it got that far."""
+    run = mlflow.last_active_run()
+    if run and run.data.tags.get("optuna.trial_number") == str(number):
+        return run.info.run_id
+    return None
+
+
+def _status(client, run_id: str) -> str:
+    return client.get_run(run_id).info.status
+
+
+def _set_threads() -> None:
+    threads = os.environ.get(THREADS_ENV)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
