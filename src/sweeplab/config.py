@@ -47,6 +47,7 @@ def compose_config(overrides: list[str], config_dirs: list[str] = ()) -> DictCon
 
 def compose_with_choices(overrides: list[str], config_dirs: list[str] = ()) -> tuple[DictConfig, dict]:
     """compose_config, plus the option chosen in each config group ({"sweep": "digits_cnn", ...})."""
+    overrides, space = _split_search_space(overrides)
     parsed = _parse(overrides)
     _register_sweeps(list(config_dirs))
     searchpath = [_searchpath_entry(d) for d in config_dirs]
@@ -64,6 +65,7 @@ def compose_with_choices(overrides: list[str], config_dirs: list[str] = ()) -> t
             continue
         _check_type(override.key_or_group, OmegaConf.select(base, override.key_or_group),
                     OmegaConf.select(full, override.key_or_group))
+    _apply_search_space(full, space)
     _check_resolvable(full)
     return full, choices
 
@@ -73,6 +75,35 @@ def _parse(overrides: list[str]):
         return OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:
         raise ConfigError(_one_line(str(e))) from None
+
+
+def _split_search_space(overrides: list[str]) -> tuple[list[str], dict[str, str | None]]:
+    """Take out `sweep.params.K=...` overrides: the space's keys are dotted names (`optimizer.lr`)
+    and their values sweep grammar, neither of which Hydra's own override handling accepts."""
+    kept, space = [], {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        bare = key.lstrip("+~")
+        if bare.startswith("sweep.params."):
+            space[bare[len("sweep.params."):]] = None if key.startswith("~") else value
+        else:
+            kept.append(override)
+    return kept, space
+
+
+def _apply_search_space(cfg: DictConfig, space: dict[str, str | None]) -> None:
+    if not space:
+        return
+    if not cfg.get("sweep"):
+        raise ConfigError("sweep.params overrides need a sweep: pass sweep=NAME too")
+    with open_dict(cfg):
+        if cfg.sweep.get("params") is None:
+            cfg.sweep.params = {}
+        for key, value in space.items():
+            if value is None:
+                cfg.sweep.params.pop(key, None)
+            else:
+                cfg.sweep.params[key] = value
 
 
 def _searchpath_entry(directory: str) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import CategoricalDistribution
 
 from sweeplab.errors import ConfigError
 from sweeplab.sweep.space import SearchSpace, parse_space
@@ -40,9 +41,12 @@ class SweepSettings:
     def sampler(self, seed_offset: int = 0):
         """The sampler; a seeded one gets `seed + seed_offset`, so that parallel workers (and a resumed
         worker) do not replay the same random draws."""
+        extra = {}
         if seed_offset and self.sampler_cfg.get("seed") is not None:
-            return _instantiate(self.sampler_cfg, "sweep.sampler", seed=self.sampler_cfg.seed + seed_offset)
-        return _instantiate(self.sampler_cfg, "sweep.sampler")
+            extra["seed"] = self.sampler_cfg.seed + seed_offset
+        if "search_space" in self.sampler_cfg and self.sampler_cfg.search_space is None:
+            extra["search_space"] = _grid(self.space)
+        return _instantiate(self.sampler_cfg, "sweep.sampler", **extra)
 
     def pruner(self):
         return _instantiate(self.pruner_cfg, "sweep.pruner")
@@ -79,6 +83,21 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
 
 
 _ABSENT = object()
+
+
+def _grid(space: SearchSpace) -> dict[str, list]:
+    """Every value of each param, for GridSampler: choice() and range() params only."""
+    grid = {}
+    for key, dist in space.distributions.items():
+        if isinstance(dist, CategoricalDistribution):
+            grid[key] = list(dist.choices)
+        elif dist.step is not None and not dist.log:
+            count = int(round((dist.high - dist.low) / dist.step)) + 1
+            grid[key] = [dist.low + i * dist.step for i in range(count)]
+        else:
+            raise ConfigError(f"sweep.params.{key}: the grid sampler needs choice() or range() values, "
+                              "not an interval")
+    return grid
 
 
 def _instantiate(node: DictConfig | None, key: str, **kwargs):
