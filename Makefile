@@ -7,16 +7,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: train sweep test ui bench data venv clean
+.PHONY: train sweep test ui bench data postgres venv clean
 
 train: venv data
 	$(BIN)/sweeplab train experiment=fashion_cnn $(ARGS)
 
 sweep: venv data
-	@echo "sweeplab sweep is not built yet (see the sweeps issue); use 'make train' meanwhile." >&2
-	@exit 1
+	$(BIN)/sweeplab sweep sweep=fashion_cnn $(ARGS)
 
-test: venv data
+test: venv data postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: venv
@@ -41,6 +40,15 @@ data:
 	else \
 		echo "Fashion-MNIST is missing from $(FASHION_DIR): run 'sudo apt-get install dataset-fashion-mnist'," >&2; \
 		echo "or put the four IDX .gz files in a folder and pass data.root=FOLDER." >&2; exit 1; \
+	fi
+
+# PostgreSQL server binaries for the shared-study tests (each test starts its own throwaway server).
+postgres:
+	@if [ -x /usr/lib/postgresql/15/bin/initdb ] || command -v initdb >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	else \
+		echo "PostgreSQL 15 is not installed: the PostgreSQL tests will be skipped (sudo apt-get install postgresql-15)." >&2; \
 	fi
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 USAGE_EXAMPLES = """\
@@ -34,6 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--config-dir", action="append", default=[], metavar="DIR",
                              help="a folder of your own configs (experiment/, model/, sweeps/, ...); repeatable")
         command.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+    reproduce = commands.add_parser("reproduce", help="rerun a recorded run (or a sweep's best trial) and compare")
+    reproduce.add_argument("run_id", metavar="RUN_ID")
+    reproduce.add_argument("--check", action="store_true", help="exit 1 when a final metric differs by more than T")
+    reproduce.add_argument("--tolerance", type=float, default=1e-6, metavar="T",
+                           help="largest allowed absolute difference (default 1e-6)")
+    compare = commands.add_parser("compare", help="the top runs of a sweep or experiment")
+    compare.add_argument("target", metavar="TARGET", help="a sweep name, a sweep's parent run id, or an experiment name")
+    compare.add_argument("--top", type=int, default=10, metavar="K")
+    compare.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    compare.add_argument("--plot", metavar="FILE.png", help="also draw the runs as parallel coordinates")
+    register = commands.add_parser("register", help="register a run's model (or a sweep's best) as NAME@champion")
+    register.add_argument("run_id", metavar="RUN_ID")
+    register.add_argument("name", metavar="NAME")
+    ui = commands.add_parser("ui", help="the MLflow UI on this store")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    for command in (reproduce, compare, register, ui):
+        command.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db", metavar="URI",
+                             help="the MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
     return parser
 
 
@@ -44,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in extra if a.startswith("-")]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra and not hasattr(args, "overrides"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = [*getattr(args, "overrides", []), *extra]
     try:
-        return {"train": _train, "sweep": _sweep, "worker": _worker}[args.command](args)
+        return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("sweeplab: interrupted", file=sys.stderr)
         return 130
@@ -98,6 +120,73 @@ def _worker(args) -> int:
     except ConfigError as e:
         print(f"sweeplab: error: {e}", file=sys.stderr)
         return 2
+
+
+def _reporting(command):
+    """Commands that read the store: bad input (unknown run, store) is exit 2 and one line."""
+    def run(args) -> int:
+        from sweeplab.errors import ConfigError
+        from sweeplab.tracking import store
+
+        try:
+            uri = store.tracking_uri(args.tracking_uri)
+            store.check_reachable(uri)
+            if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
+                raise ConfigError(f"no MLflow store at {uri}; run from the folder holding mlruns/ "
+                                  "or pass --tracking-uri")
+            return command(args, uri)
+        except ConfigError as e:
+            print(f"sweeplab: error: {e}", file=sys.stderr)
+            return 2
+    return run
+
+
+@_reporting
+def _reproduce(args, uri: str) -> int:
+    from sweeplab.reproduce import reproduce
+    return reproduce(args.run_id, uri, args.check, args.tolerance)
+
+
+@_reporting
+def _compare(args, uri: str) -> int:
+    from sweeplab import compare
+    from sweeplab.tracking.store import open_client
+
+    found = compare.find(open_client(uri), args.target)
+    columns, table = compare.rows(found, args.top)
+    if args.format == "table":
+        print(f"{found.title}: top {len(table)} of {len(found.runs)} runs by {found.metric}")
+    print(compare.render(columns, table, args.format))
+    if args.plot:
+        compare.plot(found, columns, table, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+@_reporting
+def _register(args, uri: str) -> int:
+    from sweeplab.registry import ALIAS, register
+    from sweeplab.tracking.store import open_client
+
+    link = register(open_client(uri), args.run_id, args.name)
+    print(f"registered {link} as {args.name}@{ALIAS}; load it with "
+          f"mlflow.pyfunc.load_model('models:/{args.name}@{ALIAS}')")
+    return 0
+
+
+@_reporting
+def _ui(args, uri: str) -> int:
+    if not uri.startswith("sqlite:"):
+        print(f"runs are on the server {uri}: open it in a browser")
+        return 0
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port)]
+    os.execv(sys.executable, command)
+
+
+COMMANDS = {"train": _train, "sweep": _sweep, "worker": _worker, "reproduce": _reproduce,
+            "compare": _compare, "register": _register, "ui": _ui}
 
 
 if __name__ == "__main__":

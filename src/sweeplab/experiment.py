@@ -18,6 +18,7 @@ from typing import Sequence
 
 import mlflow
 import pytorch_lightning as pl
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from mlflow import MlflowClient
@@ -78,8 +79,12 @@ def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks:
         mlflow.set_tracking_uri(uri)
         experiment_id = store.experiment_id(client, cfg.tracking.experiment, cfg.tracking.artifact_location)
         provenance_tags, patch = _provenance(cfg, parts.datamodule)
+        interval = cfg.tracking.get("system_metrics_interval")
+        if interval:
+            mlflow.set_system_metrics_sampling_interval(interval)
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name or cfg.tracking.run_name,
-                               parent_run_id=parent_run_id, tags={**provenance_tags, **(tags or {})})
+                               parent_run_id=parent_run_id, tags={**provenance_tags, **(tags or {})},
+                               log_system_metrics=bool(interval))
         return _record(cfg, overrides, patch, parts, client, run.info.run_id)
     finally:
         shutil.rmtree(parts.workdir, ignore_errors=True)
@@ -93,6 +98,7 @@ class _DropTips(logging.Filter):
 def _quiet_known_noise() -> None:
     """Lightning chatter that says nothing about this run."""
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropTips())
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     # Metrics are logged per epoch, so the per-step logging interval does not apply.
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
@@ -185,6 +191,7 @@ def _provenance(cfg: DictConfig, datamodule) -> tuple[dict[str, str], str]:
         "sweeplab.seed": str(cfg.seed),
         "sweeplab.data_fingerprint": str(getattr(datamodule, "fingerprint", None)),
         "sweeplab.git.dirty": str(dirty).lower(),
+        "sweeplab.torch_threads": str(torch.get_num_threads()),
         **{f"sweeplab.version.{name}": v for name, v in provenance.versions().items()},
     }
     if commit:

@@ -62,6 +62,11 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
     report.record_on_parent(client, parent_run_id, study, settings)
     client.set_terminated(parent_run_id, status)
     print(report.summary(study, settings))
+    if settings.register_as and report.best_trials(study):
+        from sweeplab.registry import ALIAS, register
+
+        link = register(client, parent_run_id, settings.register_as)
+        print(f"registered the best trial's model as {link} ({settings.register_as}@{ALIAS})")
     print(f"parent run {parent_run_id}; open the UI with: mlflow ui --backend-store-uri {uri}")
     return code
 

@@ -29,6 +29,7 @@ class SweepSettings:
     space: SearchSpace
     sampler_cfg: DictConfig
     pruner_cfg: DictConfig
+    register_as: str | None = None     # register the best trial's model under this name at the end
 
     @property
     def multi_objective(self) -> bool:
@@ -76,7 +77,7 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
         study_name=node.study_name or choices.get("sweep"), metrics=metrics, directions=directions,
         n_trials=node.n_trials, workers=node.workers, timeout=node.timeout,
         max_consecutive_failures=node.max_consecutive_failures, storage=parse_storage(node.storage),
-        space=space, sampler_cfg=node.sampler, pruner_cfg=node.pruner)
+        space=space, sampler_cfg=node.sampler, pruner_cfg=node.pruner, register_as=node.get("register_as"))
     settings.sampler()
     settings.pruner()
     return settings

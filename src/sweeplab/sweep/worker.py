@@ -76,7 +76,7 @@ def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings,
     try:
         cfg = trial_config(overrides + trial_overrides, config_dirs, settings)
         result = run_experiment(cfg, overrides=overrides + trial_overrides, callbacks=[reporter],
-                                parent_run_id=parent_run_id, tags=tags, run_name=f"trial-{trial.number}")
+                                parent_run_id=parent_run_id, tags=tags, run_name=_run_name(trial))
     except KeyboardInterrupt:
         _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error="interrupted"))
         raise
@@ -92,6 +92,13 @@ def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings,
         mlflow.MlflowClient().set_tag(result.run_id, "sweeplab.error", error)
         return _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=error), result.run_id)
     return _end(study, trial, TrialOutcome(trial.number, TrialState.COMPLETE, values=values), result.run_id)
+
+
+def _run_name(trial: optuna.Trial) -> str:
+    """`trial-7 lr=0.0012 batch_size=64 ...`: the trial and its sampled values, readable in the UI's run list."""
+    shown = " ".join(f"{key.rsplit('.', 1)[-1]}={value:.3g}" if isinstance(value, float)
+                     else f"{key.rsplit('.', 1)[-1]}={value}" for key, value in trial.params.items())
+    return f"trial-{trial.number} {shown}".strip()[:250]
 
 
 def trial_config(overrides: list[str], config_dirs: list[str], settings: SweepSettings) -> DictConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import subprocess
 import sys
@@ -22,8 +23,11 @@ def versions() -> dict[str, str]:
     return found
 
 
+@functools.lru_cache(maxsize=4)
 def git_state(where: Path) -> tuple[str | None, bool, str]:
-    """(commit, dirty, diff against HEAD) of the git checkout holding `where`; (None, False, "") outside one."""
+    """(commit, dirty, diff against HEAD) of the git checkout holding `where`; (None, False, "") outside one.
+
+    Read once per process: a sweep worker's trials all run the code it started with."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True,
                               check=True, timeout=10).stdout

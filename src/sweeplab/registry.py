@@ -1,0 +1,29 @@
+"""Register a run's model (or a sweep's best trial's) in the MLflow Model Registry as NAME@champion."""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from sweeplab.errors import ConfigError
+from sweeplab.tracking import lookup
+
+ALIAS = "champion"
+
+
+def register(client: MlflowClient, run_id: str, name: str) -> str:
+    """Register and alias; returns "NAME/VERSION". A sweep's parent run gets a link to it."""
+    run = lookup.training_run(client, run_id)
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+    except MlflowException as e:
+        raise ConfigError(f"run {run.info.run_id} has no model to register ({str(e).splitlines()[0]}); "
+                          "train with tracking.log_model=true") from None
+    client.set_registered_model_alias(name, ALIAS, version.version)
+    link = f"{name}/{version.version}"
+    client.set_tag(run.info.run_id, "sweeplab.registered_model", link)
+    if run.info.run_id != run_id:
+        client.set_tag(run_id, "sweeplab.registered_model", link)
+    return link

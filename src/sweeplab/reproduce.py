@@ -1,0 +1,80 @@
+"""`sweeplab reproduce RUN_ID`: rebuild a run from its MLflow record alone, rerun it, compare."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from omegaconf import open_dict
+
+from sweeplab.errors import ConfigError
+from sweeplab.experiment import Result, run_experiment
+from sweeplab.tracking import lookup, provenance, store
+
+# Wall-clock figures differ on every run; they are not part of what must reproduce.
+UNTIMED = ("seconds", "per_second", "system/")
+
+
+def reproduce(run_id: str, uri: str, check: bool, tolerance: float) -> int:
+    client = store.open_client(uri)
+    original = lookup.training_run(client, run_id)
+    cfg = lookup.run_config(client, original)
+    tags = original.data.tags
+    with open_dict(cfg):
+        cfg.tracking.uri = uri
+        cfg.tracking.experiment = client.get_experiment(original.info.experiment_id).name
+        if tags.get("sweeplab.stopped"):
+            # A pruned trial stopped early: rerun the epochs it ran, so its metrics can be compared.
+            cfg.trainer.max_epochs = len(client.get_metric_history(original.info.run_id, cfg.monitor.metric))
+    _warn_about_code(tags)
+    _match_threads(tags)
+    print(f"reproducing run {original.info.run_id} ({original.info.run_name})", flush=True)
+    result = run_experiment(cfg, tags={"sweeplab.reproduces": original.info.run_id},
+                            run_name=f"reproduce-{original.info.run_name}")
+    return _compare(original.data.metrics, result, check, tolerance)
+
+
+def _warn_about_code(tags: dict) -> None:
+    commit, dirty, _ = provenance.git_state(Path.cwd())
+    if commit is None:
+        commit, dirty, _ = provenance.git_state(Path(__file__).parent)
+    recorded = tags.get("mlflow.source.git.commit")
+    if recorded and commit and recorded != commit:
+        print(f"sweeplab: warning: the run was made at commit {recorded[:12]}, this checkout is at "
+              f"{commit[:12]}", file=sys.stderr)
+    if dirty or tags.get("sweeplab.git.dirty") == "true":
+        print("sweeplab: warning: uncommitted changes (now or when the run was made; see its git.patch)",
+              file=sys.stderr)
+    for name in ("torch", "pytorch-lightning", "mlflow"):
+        then, now = tags.get(f"sweeplab.version.{name}"), provenance.versions().get(name)
+        if then and now and then != now:
+            print(f"sweeplab: warning: {name} {then} made the run, {now} is installed", file=sys.stderr)
+
+
+def _match_threads(tags: dict) -> None:
+    # Float sums depend on how work is split between threads: use the run's thread count.
+    threads = tags.get("sweeplab.torch_threads")
+    if threads and threads.isdigit():
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def _compare(original: dict[str, float], result: Result, check: bool, tolerance: float) -> int:
+    keys = sorted(k for k in original.keys() & result.metrics.keys() if not any(u in k for u in UNTIMED))
+    if not keys:
+        raise ConfigError("the original run has no metrics in common with the reproduction")
+    width = max(map(len, keys))
+    worst = 0.0
+    print(f"{'metric':<{width}}  {'original':>12}  {'reproduced':>12}  {'difference':>10}")
+    for key in keys:
+        a, b = original[key], result.metrics[key]
+        difference = abs(a - b) if math.isfinite(a) and math.isfinite(b) else (0.0 if a == b or (a != a and b != b) else math.inf)
+        worst = max(worst, difference)
+        print(f"{key:<{width}}  {a:>12.6g}  {b:>12.6g}  {difference:>10.2g}")
+    print(f"new run {result.run_id}; largest difference {worst:.3g} (tolerance {tolerance:g})")
+    if check and worst > tolerance:
+        print(f"sweeplab: reproduce check failed: a metric differs by {worst:.3g} > {tolerance:g}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,49 @@
+"""Find sweeplab's runs in MLflow: a run by id, a sweep's parent and best trial, a run's config."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from sweeplab.errors import ConfigError
+
+
+def get_run(client: MlflowClient, run_id: str) -> Run:
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"run {run_id}: no such run in {client.tracking_uri}; "
+                          "give the id of a run (or sweep) that sweeplab recorded there") from None
+
+
+def is_sweep(run: Run) -> bool:
+    return run.data.tags.get("sweeplab.role") == "sweep"
+
+
+def training_run(client: MlflowClient, run_id: str) -> Run:
+    """The run itself, or for a sweep's parent run, its best trial; refuses runs sweeplab did not write."""
+    run = get_run(client, run_id)
+    if is_sweep(run):
+        best = run.data.tags.get("sweeplab.best_run_id")
+        if not best:
+            raise ConfigError(f"sweep run {run_id} has no best trial yet; finish the sweep first")
+        run = get_run(client, best)
+    if "sweeplab.version" not in run.data.tags:
+        raise ConfigError(f"run {run.info.run_id} was not recorded by sweeplab train or sweep "
+                          "(no sweeplab tags); give a sweeplab run id")
+    return run
+
+
+def run_config(client: MlflowClient, run: Run) -> DictConfig:
+    """The resolved config the run was trained with (its config.yaml artifact)."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(run.info.run_id, "config.yaml", folder)
+        except (MlflowException, OSError):
+            raise ConfigError(f"run {run.info.run_id} has no config.yaml artifact to rebuild it from") from None
+        return OmegaConf.load(Path(path))

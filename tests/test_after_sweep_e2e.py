@@ -1,0 +1,128 @@
+"""What users do after a sweep, end to end: reproduce, compare, register, the UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from conftest import SWEEPLAB, run_cli, runs_in, store_uri
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A finished 3-trial digits sweep: (folder, parent run, its best trial's run id)."""
+    cwd = tmp_path_factory.mktemp("swept")
+    done = run_cli("sweep", "sweep=digits_cnn", "trainer=smoke", "sweep.n_trials=3", "pruner=none", cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(store_uri(cwd))
+    experiment = client.get_experiment_by_name("sweep-digits_cnn")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`sweeplab.role` = 'sweep'")
+    return cwd, parent, parent.data.tags["sweeplab.best_run_id"]
+
+
+def test_reproduce_a_train_run_and_catch_an_altered_config(tmp_path):
+    done = run_cli("train", "experiment=digits_cnn", "trainer=smoke", "tracking.log_model=false", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (original,) = runs_in(tmp_path, "digits_cnn")
+    run_id = original.info.run_id
+    again = run_cli("reproduce", run_id, "--check", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "val/acc" in again.stdout and "largest difference 0" in again.stdout
+    copy = [r for r in runs_in(tmp_path, "digits_cnn") if r.info.run_id != run_id]
+    assert len(copy) == 1 and copy[0].data.tags["sweeplab.reproduces"] == run_id
+    # Alter the record: the run now says it was trained with another learning rate.
+    (config,) = [p for p in (tmp_path / "mlruns").rglob("config.yaml") if run_id in str(p)]
+    config.write_text(config.read_text().replace("lr: 0.001", "lr: 0.02"))
+    changed = run_cli("reproduce", run_id, "--check", cwd=tmp_path)
+    assert changed.returncode == 1
+    assert "reproduce check failed" in changed.stderr
+
+
+def test_reproduce_a_sweep_parent_runs_its_best_trial(swept):
+    cwd, parent, best = swept
+    done = run_cli("reproduce", parent.info.run_id, "--check", cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"reproducing run {best}" in done.stdout
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_compare_puts_the_best_trial_first(swept, fmt, tmp_path):
+    cwd, parent, best = swept
+    for target in ("digits_cnn", parent.info.run_id):
+        done = run_cli("compare", target, "--top", "2", "--format", fmt, "--plot", str(tmp_path / "p.png"), cwd=cwd)
+        assert done.returncode == 0, done.stderr[-3000:]
+        if fmt == "json":
+            first = json.loads(done.stdout)[0]["run_id"]
+        elif fmt == "csv":
+            first = done.stdout.splitlines()[1].split(",")[0]
+        else:
+            first = done.stdout.splitlines()[2].split()[0]
+        assert first == best
+        assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_register_and_load_by_alias(swept):
+    cwd, parent, best = swept
+    done = run_cli("register", parent.info.run_id, "digits_champion", cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    mlflow.set_tracking_uri(store_uri(cwd))
+    model = mlflow.pyfunc.load_model("models:/digits_champion@champion")
+    assert model.predict(np.zeros((3, 1, 8, 8), np.float32)).shape == (3, 10)
+    client = MlflowClient(store_uri(cwd))
+    assert client.get_run(parent.info.run_id).data.tags["sweeplab.registered_model"] == "digits_champion/1"
+    assert client.get_model_version_by_alias("digits_champion", "champion").run_id == best
+
+
+def test_bad_ids_exit_2(swept):
+    cwd, _, _ = swept
+    foreign = MlflowClient(store_uri(cwd)).create_run("0").info.run_id  # a run sweeplab did not write
+    for args, message in ((["reproduce", "0" * 32], "no such run"), (["register", "f" * 32, "x"], "no such run"),
+                          (["reproduce", foreign], "not recorded by sweeplab"),
+                          (["compare", "nope"], "no sweep, sweep run or experiment named 'nope'"),
+                          (["compare", foreign], "not a sweep's parent run")):
+        done = run_cli(*args, cwd=cwd)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and message in lines[0], (args, done.stderr)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ui_serves_the_runs_and_stops(swept):
+    cwd, parent, _ = swept
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    server = subprocess.Popen([SWEEPLAB, "ui", "--port", str(port)], cwd=cwd, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline, page = time.monotonic() + 90, None
+        while time.monotonic() < deadline and page is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page and "<html" in page.lower()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", method="POST",
+            data=json.dumps({"experiment_ids": [parent.info.experiment_id]}).encode(),
+            headers={"Content-Type": "application/json"})
+        runs = json.loads(urllib.request.urlopen(request, timeout=10).read())["runs"]
+        assert parent.info.run_id in {r["info"]["run_id"] for r in runs} and len(runs) >= 4
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
