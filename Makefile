@@ -19,10 +19,12 @@ test: venv data postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ui: venv
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns/artifacts --host 127.0.0.1 --port 5000
+	$(BIN)/sweeplab ui $(ARGS)
 
 bench: venv data
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/trial_overhead.py
+	$(BIN)/python bench/workers_scaling.py
 
 venv: $(STAMP)
 
@@ -30,7 +32,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,dashboard]'
 	touch $@
 
 data:

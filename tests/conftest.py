@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,12 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     return subprocess.run([SWEEPLAB, *args], cwd=cwd, env={**clean, **(env or {})},
                           capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def store_uri(directory: Path) -> str:
@@ -48,7 +55,6 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 def postgres_url():
     """A throwaway PostgreSQL server on 127.0.0.1, stopped at the end of the session."""
     import shutil
-    import socket
 
     initdb = PG_BIN / "initdb" if (PG_BIN / "initdb").exists() else shutil.which("initdb")
     if not initdb:
@@ -62,9 +68,7 @@ def postgres_url():
     if os.geteuid() == 0:  # initdb refuses to run as root
         shutil.chown(folder, "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     data = folder / "data"
     subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
                    check=True, capture_output=True)

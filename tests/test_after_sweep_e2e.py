@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import SWEEPLAB, run_cli, runs_in, store_uri
+from conftest import SWEEPLAB, free_port, run_cli, runs_in, store_uri
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    """A finished 3-trial digits sweep: (folder, parent run, its best trial's run id)."""
+    """A finished 3-trial digits sweep on 2 workers: (folder, parent run, its best trial's run id)."""
     cwd = tmp_path_factory.mktemp("swept")
-    done = run_cli("sweep", "sweep=digits_cnn", "trainer=smoke", "sweep.n_trials=3", "pruner=none", cwd=cwd)
+    done = run_cli("sweep", "sweep=digits_cnn", "trainer=smoke", "sweep.n_trials=3", "pruner=none",
+                   "sweep.workers=2", "sweep.register_as=digits_best", cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(store_uri(cwd))
     experiment = client.get_experiment_by_name("sweep-digits_cnn")
@@ -73,12 +74,14 @@ def test_compare_puts_the_best_trial_first(swept, fmt, tmp_path):
 
 def test_register_and_load_by_alias(swept):
     cwd, parent, best = swept
+    mlflow.set_tracking_uri(store_uri(cwd))
+    client = MlflowClient(store_uri(cwd))
+    # sweep.register_as registered the best trial when the sweep ended.
+    assert client.get_model_version_by_alias("digits_best", "champion").run_id == best
     done = run_cli("register", parent.info.run_id, "digits_champion", cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
-    mlflow.set_tracking_uri(store_uri(cwd))
     model = mlflow.pyfunc.load_model("models:/digits_champion@champion")
     assert model.predict(np.zeros((3, 1, 8, 8), np.float32)).shape == (3, 10)
-    client = MlflowClient(store_uri(cwd))
     assert client.get_run(parent.info.run_id).data.tags["sweeplab.registered_model"] == "digits_champion/1"
     assert client.get_model_version_by_alias("digits_champion", "champion").run_id == best
 
@@ -95,15 +98,9 @@ def test_bad_ids_exit_2(swept):
         assert done.returncode == 2 and len(lines) == 1 and message in lines[0], (args, done.stderr)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ui_serves_the_runs_and_stops(swept):
     cwd, parent, _ = swept
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     server = subprocess.Popen([SWEEPLAB, "ui", "--port", str(port)], cwd=cwd, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -126,3 +123,22 @@ def test_ui_serves_the_runs_and_stops(swept):
         server.wait(timeout=30)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+
+
+def test_dashboard_serves_the_study(swept):
+    cwd, _, _ = swept
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    server = subprocess.Popen([SWEEPLAB, "dashboard", "sweep=digits_cnn", "--port", str(port)], cwd=cwd, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, studies = time.monotonic() + 60, None
+        while time.monotonic() < deadline and studies is None:
+            try:
+                studies = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5).read())
+            except OSError:
+                time.sleep(0.5)
+        assert studies and [s["study_name"] for s in studies["study_summaries"]] == ["digits_cnn"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from conftest import SWEEPLAB, run_cli, store_uri
+from conftest import SWEEPLAB, free_port, run_cli, store_uri
 
 SMOKE = ["sweep=digits_cnn", "trainer=smoke"]
 
@@ -163,12 +162,6 @@ def test_nan_trials_fail_alone_and_too_many_failures_stop(tmp_path):
     assert states(study_of(tmp_path, name="all_nan")) == Counter({"FAIL": 2})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("args, message", [
     (["sweep=nope"], "available in 'sweep': "),
     (["sampler=nope"], "available in 'sampler'"),
@@ -183,7 +176,7 @@ def _free_port() -> int:
     (["sweep.n_trials=0"], "sweep.n_trials"),
 ])
 def test_bad_sweep_input_exits_2_and_writes_nothing(tmp_path, args, message):
-    args = [a.format(port=_free_port()) for a in args]
+    args = [a.format(port=free_port()) for a in args]
     base = [] if args[0].startswith("sweep=") else ["sweep=digits_cnn"]
     done = run_cli("sweep", *base, *args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-3000:]

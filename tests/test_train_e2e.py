@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import SWEEPLAB, run_cli, runs_in, store_uri
+from conftest import SWEEPLAB, free_port, run_cli, runs_in, store_uri
 
 SMOKE = ["experiment=digits_cnn", "trainer=smoke"]
 
@@ -99,12 +98,6 @@ def test_same_command_same_metrics(smoke_run, tmp_path):
     assert second.data.tags["sweeplab.data_fingerprint"] == first.data.tags["sweeplab.data_fingerprint"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("args, message", [
     (["experiment=nope"], "unknown config option"),
     (["trainer.max_epoch=3"], "unknown config key"),
@@ -114,7 +107,7 @@ def _free_port() -> int:
     (["data.train_size=0"], "data.train_size=0"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_run(tmp_path, args, message):
-    args = [a.format(port=_free_port()) for a in args]
+    args = [a.format(port=free_port()) for a in args]
     done = run_cli("train", *SMOKE, *args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]

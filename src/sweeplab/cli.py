@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="the MLflow UI on this store")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    dashboard = commands.add_parser("dashboard", help="optuna-dashboard on a sweep's study (pip install 'sweeplab[dashboard]')")
+    dashboard.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="sweep=NAME and sweep overrides")
+    dashboard.add_argument("--config-dir", action="append", default=[], metavar="DIR")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
     for command in (reproduce, compare, register, ui):
         command.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db", metavar="URI",
                              help="the MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
@@ -185,8 +190,27 @@ def _ui(args, uri: str) -> int:
     os.execv(sys.executable, command)
 
 
+def _dashboard(args) -> int:
+    import shutil
+
+    from sweeplab.config import compose_with_choices
+    from sweeplab.errors import ConfigError
+
+    try:
+        from sweeplab.sweep.settings import read_settings
+        settings = read_settings(*compose_with_choices(args.overrides, args.config_dir))
+        program = shutil.which("optuna-dashboard", path=os.path.dirname(sys.executable)) or shutil.which("optuna-dashboard")
+        if program is None:
+            raise ConfigError("optuna-dashboard is not installed: pip install 'sweeplab[dashboard]'")
+    except ConfigError as e:
+        print(f"sweeplab: error: {e}", file=sys.stderr)
+        return 2
+    print(f"optuna-dashboard for study {settings.study_name} at http://{args.host}:{args.port}", flush=True)
+    os.execv(program, [program, settings.storage.url, "--host", args.host, "--port", str(args.port)])
+
+
 COMMANDS = {"train": _train, "sweep": _sweep, "worker": _worker, "reproduce": _reproduce,
-            "compare": _compare, "register": _register, "ui": _ui}
+            "compare": _compare, "register": _register, "ui": _ui, "dashboard": _dashboard}
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from optuna.storages._heartbeat import get_heartbeat_thread  # ask/tell mode mus
 from optuna.trial import TrialState
 
 from sweeplab.config import compose_config
-from sweeplab.errors import ConfigError
 from sweeplab.experiment import run_experiment
 from sweeplab.sweep import study as studies
 from sweeplab.sweep.pruning import TrialReporter
