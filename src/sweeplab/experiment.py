@@ -30,6 +30,7 @@ from sweeplab.config import to_yaml
 from sweeplab.errors import ConfigError
 from sweeplab.tracking import model_export, params, provenance, store
 from sweeplab.tracking.epoch_stats import EpochStats
+from sweeplab.tracking.figures import LogFigures
 from sweeplab.tracking.metric_logger import MlflowBatchLogger
 
 MAX_TAG_LENGTH = 5000
@@ -125,7 +126,7 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
                                  monitor=cfg.monitor.metric, mode=cfg.monitor.mode, save_top_k=1)
     try:
         trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(workdir),
-                              callbacks=[checkpoint, EpochStats(), *callbacks])
+                              callbacks=[checkpoint, EpochStats(), LogFigures(), *callbacks])
     except InstantiationException as e:
         shutil.rmtree(workdir, ignore_errors=True)
         raise ConfigError(_cause(e)) from None

@@ -1,4 +1,4 @@
-"""The shared shape of the image data modules: in-memory arrays, seeded splits, fingerprint."""
+"""The shared shape of the array data modules (images, MNIST-1D): in-memory arrays, seeded splits, fingerprint."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import hashlib
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from sweeplab.data.augment import shift_and_flip
+from sweeplab.data.loaders import SplitLoaders
 
 
-class ArrayImageDataModule(pl.LightningDataModule):
+class ArrayImageDataModule(SplitLoaders, pl.LightningDataModule):
     """Subclasses implement `load_arrays()`; this class splits, normalises and serves them.
 
     Normalisation uses the mean and std of the training examples actually used, so no
@@ -54,29 +55,18 @@ class ArrayImageDataModule(pl.LightningDataModule):
         mean = float(x_train.mean(dtype=np.float64))
         std = float(x_train.std(dtype=np.float64)) or 1.0
         self._splits = {
-            name: TensorDataset(_images(x, mean, std), torch.tensor(y, dtype=torch.long))
+            name: TensorDataset(self.inputs(x, mean, std), torch.tensor(y, dtype=torch.long))
             for name, (x, y) in arrays.items()
         }
+
+    def inputs(self, x: np.ndarray, mean: float, std: float) -> torch.Tensor:
+        """The model's input tensor for arrays `x`, normalised: images NxCxHxW here; subclasses may reshape."""
+        return _images(x, mean, std)
 
     def example_input(self, n: int = 2) -> torch.Tensor:
         """A few real validation images: the input example stored with the model."""
         self.setup()
         return self._splits["val"].tensors[0][:n]
-
-    def train_dataloader(self) -> DataLoader:
-        # Shuffling draws from torch's global RNG, which the run's `seed` sets.
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # Augment whole batches on the device: far cheaper than per-image transforms.

@@ -1,1 +1,1 @@
-"""LightningModules (classifier) and their backbones; reusable without sweeplab's tracking."""
+"""LightningModules (classifier, regressor) and their backbones; reusable without sweeplab's tracking."""

@@ -1,0 +1,125 @@
+"""The shared shape of the text data modules: labelled texts -> seeded splits, train-only vocabulary, padded ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import TensorDataset
+
+from sweeplab.data.arrays import fingerprint
+from sweeplab.data.loaders import SplitLoaders
+from sweeplab.data.tokenizer import Vocabulary, tokenize
+
+
+class TextDataModule(SplitLoaders, pl.LightningDataModule):
+    """Subclasses implement `load_texts()`; this class splits, tokenises and serves (ids, label) batches.
+
+    Ids are right-padded with 0 to `max_len`, a fixed width so that the exported model has one
+    input shape; models find the padding (and so the lengths) as `ids == 0`. The vocabulary
+    comes from the training split only: a word seen only in validation or test texts is unknown.
+    """
+
+    def __init__(self, batch_size: int = 64, max_len: int = 64, max_vocab: int = 20000, min_freq: int = 2,
+                 labels: list[str] | None = None, num_classes: int | None = None,
+                 val_fraction: float = 0.1, test_fraction: float = 0.2, train_size: int | None = None,
+                 split_seed: int = 0, num_workers: int = 0,
+                 vocab_size: int | None = None, input_size: int | None = None):
+        # vocab_size (the rows of the model's embedding) and input_size are read by the model's config.
+        super().__init__()
+        if vocab_size is not None and vocab_size < max_vocab:
+            raise ValueError(f"data.vocab_size={vocab_size} (the model's embedding rows) must be at least "
+                             f"data.max_vocab={max_vocab}")
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size}: must be at least 1")
+        if max_len < 1:
+            raise ValueError(f"data.max_len={max_len}: must be at least 1")
+        if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+            raise ValueError("data.val_fraction and data.test_fraction must be in (0, 1) and sum to less than 1")
+        if train_size is not None and train_size < 1:
+            raise ValueError(f"data.train_size={train_size}: must be a positive number or null (all)")
+        if labels is not None and len(set(map(str, labels))) < 2:
+            raise ValueError(f"data.labels={list(labels)}: name at least two labels to keep, or null for all")
+        self.batch_size = batch_size
+        self.max_len = max_len
+        self.max_vocab = max_vocab
+        self.min_freq = min_freq
+        self.labels = [str(label) for label in labels] if labels is not None else None
+        self.num_classes = num_classes
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.train_size = train_size
+        self.split_seed = split_seed
+        self.num_workers = num_workers
+        self.classes: list[str] = []
+        self.vocab: Vocabulary | None = None
+        self.fingerprint: str | None = None
+        self._splits: dict[str, TensorDataset] | None = None
+
+    def load_texts(self) -> tuple[list[str], list[str]]:
+        """Return (texts, labels), one label per text."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._splits is not None:
+            return
+        texts, labels = self.load_texts()
+        labels = [str(label) for label in labels]
+        if self.labels is not None:
+            keep = [i for i, label in enumerate(labels) if label in self.labels]
+            texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        self.classes = self.labels or sorted(set(labels))
+        self._check(texts, labels)
+        index = {label: i for i, label in enumerate(self.classes)}
+        y = np.array([index[label] for label in labels], dtype=np.int64)
+        splits = self._split(np.array(texts, dtype=object), y)
+        tokens = {name: [tokenize(t) for t in x] for name, (x, _) in splits.items()}
+        self.vocab = Vocabulary.build(tokens["train"], self.max_vocab, self.min_freq)
+        arrays = {name: (self.vocab.encode(tokens[name], self.max_len)[0], y) for name, (_, y) in splits.items()}
+        self.fingerprint = fingerprint(arrays)
+        self._splits = {name: TensorDataset(torch.from_numpy(ids), torch.from_numpy(y))
+                        for name, (ids, y) in arrays.items()}
+
+    def _check(self, texts: list[str], labels: list[str]) -> None:
+        counts = {label: labels.count(label) for label in self.classes}
+        if len(texts) < 10 or len(counts) < 2 or min(counts.values()) < 3:
+            raise ValueError(f"{self.describe()}: needs at least 10 texts and 3 of each of at least two labels; "
+                             f"found {len(texts)} texts, labels {counts}")
+        if self.num_classes is not None and self.num_classes != len(self.classes):
+            raise ValueError(f"data.num_classes={self.num_classes}, but {self.describe()} has "
+                             f"{len(self.classes)} labels ({', '.join(self.classes[:10])}); set "
+                             f"data.num_classes={len(self.classes)} or list the labels to keep in data.labels")
+
+    def describe(self) -> str:
+        """Where the texts come from, for error messages."""
+        return type(self).__name__
+
+    def _split(self, x: np.ndarray, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Stratified and seeded by `split_seed` (not `seed`), so every trial of a sweep sees the same split."""
+        x_rest, x_test, y_rest, y_test = train_test_split(
+            x, y, test_size=self.test_fraction, stratify=y, random_state=self.split_seed)
+        x_train, x_val, y_train, y_val = train_test_split(
+            x_rest, y_rest, test_size=self.val_fraction / (1 - self.test_fraction),
+            stratify=y_rest, random_state=self.split_seed)
+        if self.train_size is not None:
+            if self.train_size > len(x_train):
+                raise ValueError(f"data.train_size={self.train_size}: only {len(x_train)} "
+                                 "training texts are available")
+            x_train, y_train = x_train[: self.train_size], y_train[: self.train_size]
+        return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+
+    def decode(self, ids: torch.Tensor) -> list[list[str]]:
+        """The words of each row of `ids` (unknown words show as <unk>)."""
+        return [self.vocab.decode(row) for row in ids.tolist()]
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        # Cut the padding columns that no text of this batch reaches: attention costs the square
+        # of the width, and most texts are far shorter than max_len. Results do not change.
+        ids, y = batch
+        return ids[:, : int((ids != 0).sum(1).max())], y
+
+    def example_input(self, n: int = 2) -> torch.Tensor:
+        """A few real validation texts as padded ids: the input example stored with the model."""
+        self.setup()
+        return self._splits["val"].tensors[0][:n]

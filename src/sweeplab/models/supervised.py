@@ -1,0 +1,88 @@
+"""The shared shape of the LightningModules: backbone + dropout + linear head, L1, optimizer, schedule, figures."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+
+FIGURE_EXAMPLES = 4   # validation examples the backbone's figures show
+
+
+class SupervisedModule(pl.LightningModule):
+    """Subclasses give the loss and the metrics; batches are (inputs, targets).
+
+    `net` (backbone + head) is a plain nn.Module taking one tensor: it is what gets exported
+    as the model.
+    """
+
+    def __init__(self, backbone: nn.Module, outputs: int, loss: nn.Module, metrics: MetricCollection,
+                 dropout: float = 0.0, l1: float = 0.0,
+                 optimizer: Callable | None = None, scheduler: Callable | None = None):
+        super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"model.dropout={dropout}: must be in [0, 1)")
+        if l1 < 0:
+            raise ValueError(f"model.l1={l1}: must be 0 or more")
+        self.net = nn.Sequential(backbone, nn.Dropout(dropout), nn.Linear(backbone.out_features, outputs))
+        self.loss = loss
+        self.l1 = l1
+        self.optimizer_factory = optimizer or torch.optim.Adam
+        self.scheduler_factory = scheduler
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.net[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss(self(x), y)
+        if self.l1:
+            loss = loss + self.l1 * sum(p.abs().sum() for p in self.parameters() if p.ndim > 1)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def _evaluate(self, batch, stage: str, metrics: MetricCollection) -> None:
+        x, y = batch
+        output = self(x)
+        self.log(f"{stage}/loss", self.loss(output, y), batch_size=len(y))
+        metrics.update(output, y)
+        self.log_dict(metrics, batch_size=len(y))
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @torch.no_grad()
+    def figures(self, datamodule) -> dict:
+        """Figures the backbone draws (e.g. a Transformer's attention) for a few validation examples,
+        labelled with the data's words when it can decode them; {} when the backbone draws none."""
+        draw = getattr(self.backbone, "figures", None)
+        if draw is None or not hasattr(datamodule, "example_input"):
+            return {}
+        x = datamodule.example_input(FIGURE_EXAMPLES).to(self.device)
+        words = datamodule.decode(x) if hasattr(datamodule, "decode") else None
+        was_training = self.training
+        self.eval()
+        try:
+            return draw(x, words)
+        finally:
+            self.train(was_training)
