@@ -3,3 +3,10 @@
 
 class ConfigError(ValueError):
     """Bad input found before any work starts; the message says what is wrong and what is allowed."""
+
+
+def cause_line(error: BaseException) -> str:
+    """The first line of what really went wrong behind a wrapper (e.g. Hydra's InstantiationException)."""
+    cause = error.__cause__ or error
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__

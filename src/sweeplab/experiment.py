@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from sweeplab import __version__
 from sweeplab.config import to_yaml
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, cause_line
 from sweeplab.tracking import model_export, params, provenance, store
 from sweeplab.tracking.epoch_stats import EpochStats
 from sweeplab.tracking.figures import LogFigures
@@ -116,7 +116,7 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
         module = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
                              scheduler=instantiate(cfg.scheduler))
     except InstantiationException as e:
-        raise ConfigError(_cause(e)) from None
+        raise ConfigError(cause_line(e)) from None
     try:
         datamodule.setup("fit")
     except (ValueError, OSError) as e:
@@ -129,13 +129,8 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
                               callbacks=[checkpoint, EpochStats(), LogFigures(), *callbacks])
     except InstantiationException as e:
         shutil.rmtree(workdir, ignore_errors=True)
-        raise ConfigError(_cause(e)) from None
+        raise ConfigError(cause_line(e)) from None
     return _Parts(datamodule, module, trainer, checkpoint, workdir)
-
-
-def _cause(error: InstantiationException) -> str:
-    cause = error.__cause__ or error
-    return str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
 
 
 def _record(cfg: DictConfig, overrides: Sequence[str], patch: str, parts: _Parts,

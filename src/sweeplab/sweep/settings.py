@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution
 
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, cause_line
 from sweeplab.sweep.space import SearchSpace, parse_space
 from sweeplab.sweep.storage import StorageSpec, parse_storage
 
@@ -107,8 +107,6 @@ def _instantiate(node: DictConfig | None, key: str, **kwargs):
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as e:
-        cause = e.__cause__ or e
-        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise ConfigError(f"{key}._target_={node._target_}: {text}; use a class of optuna.samplers "
+        raise ConfigError(f"{key}._target_={node._target_}: {cause_line(e)}; use a class of optuna.samplers "
                           "(TPESampler, RandomSampler, GridSampler, CmaEsSampler, QMCSampler, NSGAIISampler) "
                           "or optuna.pruners (MedianPruner, SuccessiveHalvingPruner, HyperbandPruner, NopPruner)") from None
