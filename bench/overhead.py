@@ -3,11 +3,16 @@
 Both sides do the same work: load the same Fashion-MNIST split through the same DataModule,
 build the same network, train it with Adam for the same steps, validate every epoch and test
 once at the end. The platform side also writes its full MLflow record (params, per-epoch
-metrics, config, checkpoint, model). Runs alternate A B A B in one process after one untimed
-warm-up of each (first-call costs: torch._dynamo, torch.export, MLflow's schema); the ratio of
-medians is the last line printed.
+metrics, config, checkpoint, model). Each round runs both sides back to back, in alternating
+order (A B, B A, A B, ...), in one process, after one untimed warm-up of each (first-call
+costs: torch._dynamo, torch.export, MLflow's schema).
 
-    python bench/overhead.py [--repeats 3] [--train-size 10000] [--epochs 2] [key=value ...]
+On a shared 2-core machine one run of either side varies by ±10%, and the machine's speed
+drifts over minutes. So the figure is paired: each round's platform/bare ratio compares two
+neighbouring runs, and the last line is the median of those ratios. The ratio of the two
+medians (which pairs runs from different rounds) is printed above it for comparison.
+
+    python bench/overhead.py [--repeats 7] [--train-size 10000] [--epochs 2] [key=value ...]
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def bare_run(cfg) -> float:
     """The same training, as a plain loop: no Lightning, no metrics library, no logging."""
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True)   # as trainer.deterministic=true, and
+    torch.utils.deterministic.fill_uninitialized_memory = False   # as run_experiment sets it
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     net = instantiate(cfg.model).net
@@ -69,7 +75,7 @@ def evaluate(net, loader, loss_fn) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--train-size", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("overrides", nargs="*")
@@ -86,15 +92,19 @@ def main() -> None:
     platform_run(cfg)
     bare_run(cfg)
     timings = {"bare": [], "platform": []}
+    sides = [("bare", bare_run), ("platform", platform_run)]
     for i in range(args.repeats):
-        for name, run in (("bare", bare_run), ("platform", platform_run)):
+        for name, run in (sides if i % 2 == 0 else sides[::-1]):
             seconds = run(cfg)
             timings[name].append(seconds)
             print(f"  round {i + 1} {name:<8} {seconds:7.2f} s", flush=True)
     bare, platform = (statistics.median(timings[k]) for k in ("bare", "platform"))
+    paired = statistics.median(p / b for p, b in zip(timings["platform"], timings["bare"]))
     print(f"median bare {bare:.2f} s, platform {platform:.2f} s (whole run_experiment: "
           "data, MLflow run, fit, test, checkpoint, model)")
-    print(f"platform/bare {platform / bare:.3f}")
+    print(f"ratio of medians {platform / bare:.3f}; per-round ratios: "
+          f"{' '.join(f'{p / b:.3f}' for p, b in zip(timings['platform'], timings['bare']))}")
+    print(f"platform/bare {paired:.3f} (median of per-round ratios)")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,9 @@ _quiet_known_noise()
 def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
     """Every object the run needs, and its data loaded; any failure here is bad input."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    # Deterministic mode also fills every new tensor with NaN, to expose kernels that read memory
+    # they never wrote; that costs ≈8% of a CNN's training step on CPU. Determinism is tested.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         datamodule = instantiate(cfg.data)
         module = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
