@@ -62,7 +62,7 @@ def test_every_trial_pruned_gives_exact_counts(tmp_path):
 def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
     storage = f"sqlite:///{tmp_path / 'S' / 'optuna.db'}"
     done = run_cli("sweep", *SMOKE, "sweep.n_trials=8", "sweep.workers=2", f"sweep.storage={storage}",
-                   cwd=tmp_path)
+                   "tracking.artifact_location=arts", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     study = study_of(tmp_path, storage)
     found = states(study)
@@ -71,6 +71,7 @@ def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
     client, (parent,), children = mlflow_runs(tmp_path)
     assert len(children) >= 8
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert all(r.info.artifact_uri.startswith((tmp_path / "arts").as_uri()) for r in [parent, *children])
     by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
     assert set(by_number) == {t.number for t in study.trials}
     for trial in study.trials:
@@ -92,7 +93,7 @@ def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
         {(n, r.data.tags["optuna.state"]) for n, r in by_number.items()}
     # Rerunning a finished sweep reports and exits at once, reusing the parent run.
     again = run_cli("sweep", *SMOKE, "sweep.n_trials=8", "sweep.workers=2", f"sweep.storage={storage}",
-                    cwd=tmp_path)
+                    "tracking.artifact_location=arts", cwd=tmp_path)
     assert again.returncode == 0 and parent.info.run_id in again.stdout
     assert len(study_of(tmp_path, storage).trials) == len(study.trials)
     assert len(mlflow_runs(tmp_path)[1]) == 1

@@ -77,7 +77,7 @@ def _parent_run(client, study, settings: SweepSettings, config_dirs, overrides) 
     if existing:
         client.update_run(existing, status="RUNNING")
         return existing
-    experiment_id = store.experiment_id(client, settings.mlflow_experiment, None)
+    experiment_id = store.experiment_id(client, settings.mlflow_experiment, settings.artifact_location)
     sampler, pruner = settings.sampler_cfg._target_, settings.pruner_cfg._target_
     run = client.create_run(experiment_id, run_name=settings.study_name, tags={
         "sweeplab.role": "sweep", "optuna.study_name": settings.study_name, "optuna.sampler": sampler,

@@ -30,6 +30,7 @@ class SweepSettings:
     sampler_cfg: DictConfig
     pruner_cfg: DictConfig
     register_as: str | None = None     # register the best trial's model under this name at the end
+    artifact_location: str | None = None   # tracking.artifact_location, for the sweep's experiment
 
     @property
     def multi_objective(self) -> bool:
@@ -77,7 +78,8 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
         study_name=node.study_name or choices.get("sweep"), metrics=metrics, directions=directions,
         n_trials=node.n_trials, workers=node.workers, timeout=node.timeout,
         max_consecutive_failures=node.max_consecutive_failures, storage=parse_storage(node.storage),
-        space=space, sampler_cfg=node.sampler, pruner_cfg=node.pruner, register_as=node.get("register_as"))
+        space=space, sampler_cfg=node.sampler, pruner_cfg=node.pruner, register_as=node.get("register_as"),
+        artifact_location=cfg.tracking.get("artifact_location"))
     settings.sampler()
     settings.pruner()
     return settings
