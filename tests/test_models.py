@@ -1,4 +1,4 @@
-"""The CNN backbone, the Classifier's loss terms, and the learning-rate schedules."""
+"""The CNN backbone, the Classifier's loss terms, the epoch loss mean, and the learning-rate schedules."""
 
 import pytest
 import torch
@@ -6,12 +6,25 @@ import torch
 from sweeplab.models import schedules
 from sweeplab.models.classifier import Classifier
 from sweeplab.models.cnn import CNN
+from sweeplab.models.supervised import BatchMean
 
 
 @pytest.mark.parametrize("size", [8, 28])
 def test_cnn_shapes(size):
     net = CNN(in_channels=1, channels=[8, 16], pooled_size=3)
     assert net(torch.zeros(4, 1, size, size)).shape == (4, net.out_features) == (4, 16 * 9)
+
+
+def test_epoch_loss_is_weighted_by_batch_size_and_keeps_nan():
+    mean = BatchMean()
+    mean.update(torch.tensor(1.0), 64)
+    mean.update(torch.tensor(4.0), 16)       # a short last batch counts for its 16 examples
+    assert mean.compute().item() == pytest.approx((64 * 1.0 + 16 * 4.0) / 80)
+    mean.reset()
+    assert not mean.update_called
+    mean.update(torch.tensor(1.0), 8)
+    mean.update(torch.tensor(float("nan")), 8)   # a diverged step shows, for the pruner to refuse
+    assert torch.isnan(mean.compute())
 
 
 def test_classifier_l1_and_label_smoothing_change_the_loss():

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
 from conftest import run_cli, runs_in, store_uri
+from sweeplab.data.tokenizer import PAD, UNK, Vocabulary, tokenize
 
 # Overrides per experiment on top of trainer=smoke, to keep the tests quick: exporting an LSTM
 # traces every time step (64 take ~15 s on a CPU), so the exported LSTMs read short sequences,
@@ -97,6 +101,30 @@ def test_text_models_load_without_sweeplab_and_take_padded_ids(smoke_runs):
         ids[0, :5], ids[1, :1], ids[2, :] = [5, 9, 2, 7, 3], [4], 6   # a short text, one word, a full row
         logits = _model(smoke_runs, name).predict(ids)
         assert logits.shape == (3, 2) and np.isfinite(logits).all(), name
+
+
+def test_text_model_carries_what_turns_text_into_its_ids(smoke_runs):
+    import mlflow
+
+    cwd, run = _run(smoke_runs, "text_lstm")
+    mlflow.set_tracking_uri(store_uri(cwd))
+    folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model", dst_path=str(cwd / "got")))
+    words = (folder / "extra_files" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    how = json.loads((folder / "extra_files" / "text_input.json").read_text(encoding="utf-8"))
+    assert words[how["pad_id"]] == PAD and words[how["unk_id"]] == UNK and len(words) > 2
+    assert how["classes"] == ["rotten", "fresh"] and how["max_len"] == 16
+    # The ids a user makes from the two files alone equal the data module's own encoding.
+    text = "It\u2019s a GRIPPING, well-acted film... zzyzx!"
+    cleaned = text.lower()
+    for quote in how["quotes_read_as_apostrophe"]:
+        cleaned = cleaned.replace(quote, "'")
+    index = {word: i for i, word in enumerate(words)}
+    ids = [index.get(token, how["unk_id"]) for token in re.findall(how["token_pattern"], cleaned)]
+    row = np.full((1, how["max_len"]), how["pad_id"], dtype=np.int64)
+    row[0, : len(ids)] = ids[: how["max_len"]]
+    expected, _ = Vocabulary(words[2:]).encode([tokenize(text)], how["max_len"])
+    assert (row == expected).all() and how["unk_id"] in ids and index["it's"] in ids
+    assert mlflow.pyfunc.load_model(str(folder)).predict(row).shape == (1, len(how["classes"]))
 
 
 def test_series_models_load_without_sweeplab(smoke_runs):

@@ -153,7 +153,9 @@ def _record(cfg: DictConfig, overrides: Sequence[str], patch: str, parts: _Parts
         if cfg.tracking.log_checkpoint and best:
             mlflow.log_artifact(best, "checkpoints")
         if cfg.tracking.log_model:
-            model_export.log_model(parts.module.net, parts.datamodule.example_input())
+            model_files = getattr(parts.datamodule, "model_files", None)
+            model_export.log_model(parts.module.net, parts.datamodule.example_input(),
+                                   model_files() if model_files else None)
     except StopRun as stop:
         mlflow.set_tags({"sweeplab.stopped": stop.state, "sweeplab.stop_reason": str(stop)[:MAX_TAG_LENGTH]})
         _close(logger, "FINISHED")

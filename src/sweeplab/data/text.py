@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -10,7 +12,7 @@ from torch.utils.data import TensorDataset
 
 from sweeplab.data.arrays import fingerprint
 from sweeplab.data.loaders import SplitLoaders
-from sweeplab.data.tokenizer import Vocabulary, tokenize
+from sweeplab.data.tokenizer import PAD_ID, QUOTES, TOKEN_PATTERN, UNK_ID, Vocabulary, tokenize
 
 
 class TextDataModule(SplitLoaders, pl.LightningDataModule):
@@ -118,6 +120,25 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         # of the width, and most texts are far shorter than max_len. Results do not change.
         ids, y = batch
         return ids[:, : int((ids != 0).sum(1).max())], y
+
+    def model_files(self) -> dict[str, str]:
+        """Files stored with the exported model, so that its users can turn raw text into its input:
+        `vocab.txt` (line i is the word with id i) and `text_input.json` (how texts are cut into words)."""
+        self.setup()
+        how = {
+            "vocab": "vocab.txt: line i (from 0) is the word with id i",
+            "lowercase": True,
+            "quotes_read_as_apostrophe": list(QUOTES),
+            "token_pattern": TOKEN_PATTERN,
+            "pad_id": PAD_ID,
+            "unk_id": UNK_ID,
+            "max_len": self.max_len,
+            "padding": "right, with pad_id, to max_len (or to the longest text of a batch)",
+            "empty_text": "one unk_id",
+            "classes": self.classes,
+        }
+        return {"vocab.txt": "".join(f"{word}\n" for word in self.vocab.words),
+                "text_input.json": json.dumps(how, indent=2, ensure_ascii=False) + "\n"}
 
     def example_input(self, n: int = 2) -> torch.Tensor:
         """A few real validation texts as padded ids: the input example stored with the model."""

@@ -12,8 +12,10 @@ PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1          # models find padding as `tokens == 0`
 
 # Words in any script (with an inner apostrophe: "isn't", "film's"), numbers, or single punctuation marks.
-_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
+TOKEN_PATTERN = r"\w+(?:'\w+)?|[^\w\s]"
+_TOKEN = re.compile(TOKEN_PATTERN)
+QUOTES = ("\u2019", "\u2018", "`")      # read as an apostrophe
+_QUOTES = str.maketrans({quote: "'" for quote in QUOTES})
 
 
 def tokenize(text: str) -> list[str]:

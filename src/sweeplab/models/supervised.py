@@ -83,7 +83,9 @@ class SupervisedModule(pl.LightningModule):
         loss.reset()
         if metrics is not None:
             metrics.reset()
-        self.log_dict(values)
+        # torchmetrics already reduced these across DDP processes; averaging the equal values again
+        # costs one all-reduce an epoch and keeps Lightning from warning that they were not.
+        self.log_dict(values, sync_dist=True)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
