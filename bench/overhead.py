@@ -12,7 +12,7 @@ drifts over minutes. So the figure is paired: each round's platform/bare ratio c
 neighbouring runs, and the last line is the median of those ratios. The ratio of the two
 medians (which pairs runs from different rounds) is printed above it for comparison.
 
-    python bench/overhead.py [--repeats 7] [--train-size 10000] [--epochs 2] [key=value ...]
+    python bench/overhead.py [--repeats 9] [--train-size 10000] [--epochs 2] [key=value ...]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def evaluate(net, loader, loss_fn) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--train-size", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("overrides", nargs="*")
