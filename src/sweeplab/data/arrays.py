@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import TensorDataset
 
 from sweeplab.data.augment import shift_and_flip
-from sweeplab.data.loaders import SplitLoaders
+from sweeplab.data.loaders import SplitDataModule
 
 
-class ArrayImageDataModule(SplitLoaders, pl.LightningDataModule):
+class ArrayImageDataModule(SplitDataModule):
     """Subclasses implement `load_arrays()`; this class splits, normalises and serves them.
 
     Normalisation uses the mean and std of the training examples actually used, so no
@@ -22,18 +21,12 @@ class ArrayImageDataModule(SplitLoaders, pl.LightningDataModule):
 
     def __init__(self, batch_size: int, train_size: int | None, augment: bool,
                  num_workers: int, split_seed: int):
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size}: must be at least 1")
+        super().__init__(batch_size, num_workers)
         if train_size is not None and train_size < 1:
             raise ValueError(f"data.train_size={train_size}: must be a positive number or null (all)")
-        self.batch_size = batch_size
         self.train_size = train_size
         self.augment = augment
-        self.num_workers = num_workers
         self.split_seed = split_seed
-        self.fingerprint: str | None = None
-        self._splits: dict[str, TensorDataset] | None = None
 
     def load_arrays(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Return {"train": (x, y), "val": (x, y), "test": (x, y)}: uint8/float images NxHxW, int labels."""
@@ -62,11 +55,6 @@ class ArrayImageDataModule(SplitLoaders, pl.LightningDataModule):
     def inputs(self, x: np.ndarray, mean: float, std: float) -> torch.Tensor:
         """The model's input tensor for arrays `x`, normalised: images NxCxHxW here; subclasses may reshape."""
         return _images(x, mean, std)
-
-    def example_input(self, n: int = 2) -> torch.Tensor:
-        """A few real validation images: the input example stored with the model."""
-        self.setup()
-        return self._splits["val"].tensors[0][:n]
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # Augment whole batches on the device: far cheaper than per-image transforms.

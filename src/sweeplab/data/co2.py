@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import TensorDataset
 
 from sweeplab.data.arrays import fingerprint
 from sweeplab.data.forecast_plot import forecast_figure
-from sweeplab.data.loaders import SplitLoaders
+from sweeplab.data.loaders import SplitDataModule
 from sweeplab.data.windows import fill_gaps, split_ends, target_times, windows
 
 SEASON = 52   # weeks: the seasonal-naive reference forecasts each week with the value a year before
 
 
-class CO2DataModule(SplitLoaders, pl.LightningDataModule):
+class CO2DataModule(SplitDataModule):
     """Batches of (B x window x 1 inputs, B x horizon targets): the next `horizon` weeks from the
     `window` weeks before them.
 
@@ -32,22 +31,16 @@ class CO2DataModule(SplitLoaders, pl.LightningDataModule):
                  val_fraction: float = 0.15, test_fraction: float = 0.15, num_workers: int = 0,
                  input_size: int | None = None, vocab_size: int | None = None):
         # input_size and vocab_size are read by the model's config, not here.
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if window < 1 or horizon < 1:
             raise ValueError(f"data.window={window}, data.horizon={horizon}: both must be at least 1")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size}: must be at least 1")
         split_ends(100, val_fraction, test_fraction)   # checks the fractions now, before any work
         self.window = window
         self.horizon = horizon
         self.relative = relative
-        self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
-        self.num_workers = num_workers
-        self.fingerprint: str | None = None
         self.reference: dict[str, float] = {}
-        self._splits: dict[str, TensorDataset] | None = None
 
     def load_series(self) -> pd.Series:
         """Weekly ppm values with a DatetimeIndex; NaN where a week is missing."""
@@ -85,11 +78,6 @@ class CO2DataModule(SplitLoaders, pl.LightningDataModule):
         self._splits = {name: TensorDataset(torch.tensor(x, dtype=torch.float32).unsqueeze(-1),
                                             torch.tensor(y, dtype=torch.float32))
                         for name, (x, y) in arrays.items()}
-
-    def example_input(self, n: int = 2) -> torch.Tensor:
-        """A few real validation windows: the input example stored with the model."""
-        self.setup()
-        return self._splits["val"].tensors[0][:n]
 
     def reference_metrics(self) -> dict[str, float]:
         """The seasonal-naive forecast's test RMSE, on the same targets and in the same units as test/rmse."""

@@ -1,16 +1,25 @@
-"""DataLoaders over a data module's in-memory splits: training shuffled, validation and test in order."""
+"""The shared base of the data modules: in-memory splits served as DataLoaders, and the model's input example."""
 
 from __future__ import annotations
 
+import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 
-class SplitLoaders:
-    """Mixed into a LightningDataModule that fills `_splits` ({"train", "val", "test"} -> Dataset) in setup."""
+class SplitDataModule(pl.LightningDataModule):
+    """Subclasses fill `_splits` ({"train", "val", "test"} -> Dataset whose first tensor is the
+    model's input) and `fingerprint` in `setup`; training is served shuffled, validation and test
+    in order."""
 
-    batch_size: int
-    num_workers: int
-    _splits: dict[str, Dataset] | None
+    def __init__(self, batch_size: int, num_workers: int):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size}: must be at least 1")
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.fingerprint: str | None = None
+        self._splits: dict[str, Dataset] | None = None
 
     def train_dataloader(self) -> DataLoader:
         # Shuffling draws from torch's global RNG, which the run's `seed` sets.
@@ -25,3 +34,8 @@ class SplitLoaders:
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def example_input(self, n: int = 2) -> torch.Tensor:
+        """The first `n` real validation inputs: the input example stored with the model."""
+        self.setup()
+        return self._splits["val"].tensors[0][:n]

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from sweeplab.data.arrays import fingerprint
-from sweeplab.data.loaders import SplitLoaders
+from sweeplab.data.loaders import SplitDataModule
 from sweeplab.data.tokenizer import PAD_ID, QUOTES, TOKEN_PATTERN, UNK_ID, Vocabulary, tokenize
 
 
-class TextDataModule(SplitLoaders, pl.LightningDataModule):
+class TextDataModule(SplitDataModule):
     """Subclasses implement `load_texts()`; this class splits, tokenises and serves (ids, label) batches.
 
     Ids are right-padded with 0 to `max_len`, a fixed width so that the exported model has one
@@ -29,12 +28,10 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
                  split_seed: int = 0, num_workers: int = 0,
                  vocab_size: int | None = None, input_size: int | None = None):
         # vocab_size (the rows of the model's embedding) and input_size are read by the model's config.
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if vocab_size is not None and vocab_size < max_vocab:
             raise ValueError(f"data.vocab_size={vocab_size} (the model's embedding rows) must be at least "
                              f"data.max_vocab={max_vocab}")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size={batch_size}: must be at least 1")
         if max_len < 1:
             raise ValueError(f"data.max_len={max_len}: must be at least 1")
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -43,7 +40,6 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
             raise ValueError(f"data.train_size={train_size}: must be a positive number or null (all)")
         if labels is not None and len(set(map(str, labels))) < 2:
             raise ValueError(f"data.labels={list(labels)}: name at least two labels to keep, or null for all")
-        self.batch_size = batch_size
         self.max_len = max_len
         self.max_vocab = max_vocab
         self.min_freq = min_freq
@@ -53,11 +49,8 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         self.test_fraction = test_fraction
         self.train_size = train_size
         self.split_seed = split_seed
-        self.num_workers = num_workers
         self.classes: list[str] = []
         self.vocab: Vocabulary | None = None
-        self.fingerprint: str | None = None
-        self._splits: dict[str, TensorDataset] | None = None
 
     def load_texts(self) -> tuple[list[str], list[str]]:
         """Return (texts, labels), one label per text."""
@@ -139,8 +132,3 @@ class TextDataModule(SplitLoaders, pl.LightningDataModule):
         }
         return {"vocab.txt": "".join(f"{word}\n" for word in self.vocab.words),
                 "text_input.json": json.dumps(how, indent=2, ensure_ascii=False) + "\n"}
-
-    def example_input(self, n: int = 2) -> torch.Tensor:
-        """A few real validation texts as padded ids: the input example stored with the model."""
-        self.setup()
-        return self._splits["val"].tensors[0][:n]
