@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: train sweep test ui bench data postgres venv clean
+.PHONY: train sweep test ui bench gpu-bundle data postgres services services-stop venv clean
 
 train: venv data
 	$(BIN)/sweeplab train experiment=fashion_cnn $(ARGS)
@@ -25,6 +25,10 @@ bench: venv data
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/trial_overhead.py
 	$(BIN)/python bench/workers_scaling.py
+
+# bench/gpu_bundle/: wheels and data for `bash bench/gpu_check.sh` on a GPU machine with no network.
+gpu-bundle: venv data
+	$(BIN)/python bench/gpu_bundle.py $(ARGS)
 
 venv: $(STAMP)
 
@@ -54,6 +58,18 @@ postgres:
 	else \
 		echo "PostgreSQL 15 is not installed: the PostgreSQL tests will be skipped (sudo apt-get install postgresql-15)." >&2; \
 	fi
+
+# Shared services for sweeps on several machines (scripts/services.sh): PostgreSQL 15 for Optuna
+# and MLflow, and an `mlflow server`, under SERVICES_DIR; prints the exports. Bound to 127.0.0.1
+# unless given on the command line: `make services HOST=0.0.0.0` (PG_PORT=, MLFLOW_PORT= too).
+SERVICES_DIR ?= services
+SERVICES_HOST := $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1)
+
+services: venv postgres
+	SERVICES_DIR=$(SERVICES_DIR) SERVICES_HOST=$(SERVICES_HOST) MLFLOW=$(BIN)/mlflow scripts/services.sh start
+
+services-stop:
+	SERVICES_DIR=$(SERVICES_DIR) SERVICES_HOST=$(SERVICES_HOST) scripts/services.sh stop
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

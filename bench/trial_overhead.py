@@ -37,9 +37,10 @@ from hydra.utils import instantiate
 from torch import nn
 
 from sweeplab.config import compose_with_choices
-from sweeplab.sweep import driver, study as studies
+from sweeplab.sweep import study as studies
+from sweeplab.sweep.join import join
 from sweeplab.sweep.settings import read_settings
-from sweeplab.sweep.storage import open_storage, slot_lock
+from sweeplab.sweep.storage import slot_lock
 from sweeplab.sweep.worker import run_trial, trial_config
 from sweeplab.tracking import store
 
@@ -48,7 +49,7 @@ def timed_trial(study, settings, overrides, parent_run_id, storage) -> tuple[flo
     """One iteration of the worker loop; returns (whole seconds, run_trial seconds, frozen trial)."""
     started = time.perf_counter()
     studies.recover_dead_trials(study)
-    with slot_lock(settings.storage):
+    with slot_lock(settings.storage, settings.study_name):
         studies.counts(study)
         trial = study.ask()
         trial.set_user_attr(studies.WORKER_ATTR, studies.worker_id())
@@ -116,10 +117,8 @@ def main() -> None:
     settings = read_settings(*compose_with_choices(overrides))
     uri = store.tracking_uri(f"sqlite:///{folder}/mlflow.db")
     # What the driver does before it starts workers, outside every timer.
-    storage = open_storage(settings.storage, on_stale=studies.retry_trial)
-    study = studies.create_or_load(settings, storage)
-    client = store.open_client(uri)
-    parent_run_id = driver._parent_run(client, study, settings, [], overrides)
+    joined = join(settings, overrides, uri)
+    storage, parent_run_id = joined.storage, joined.parent_run_id
     # What a worker does when it starts: load the study with its own seeded sampler.
     study = studies.load(settings, storage, 0)
     print(f"torch threads: {torch.get_num_threads()}; stores in {folder}; {args.warmup} warm-up "

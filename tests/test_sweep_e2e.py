@@ -185,32 +185,3 @@ def test_bad_sweep_input_exits_2_and_writes_nothing(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("sweeplab: error:") and message in lines[0], done.stderr
     assert not (tmp_path / "mlruns").exists()
 
-
-def test_a_second_machine_joins_through_postgresql(tmp_path, postgres_url):
-    """The driver's worker and a `sweeplab worker` started by hand share one PostgreSQL study."""
-    args = [*SMOKE, "sweep.n_trials=6", f"sweep.storage={postgres_url}", "trainer.max_epochs=3",
-            "trainer.limit_train_batches=20"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    driver = subprocess.Popen([SWEEPLAB, "sweep", *args], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if study_of(tmp_path, postgres_url).user_attrs.get("sweeplab.parent_run_id"):
-                    break
-            except KeyError:
-                pass
-            time.sleep(0.3)
-        joined = run_cli("worker", *args, cwd=tmp_path)
-        out, err = driver.communicate(timeout=300)
-    finally:
-        driver.kill()
-    assert joined.returncode == 0, joined.stderr[-3000:]
-    assert driver.returncode == 0, err[-3000:]
-    study = study_of(tmp_path, postgres_url)
-    found = states(study)
-    assert found["COMPLETE"] + found["PRUNED"] == 6 and found["RUNNING"] == 0
-    assert len({t.user_attrs["sweeplab.worker"] for t in study.trials}) == 2
-    _, (parent,), children = mlflow_runs(tmp_path)
-    assert {r.data.tags["optuna.trial_number"] for r in children} == {str(t.number) for t in study.trials}

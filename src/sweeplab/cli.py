@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (
             ("train", "train one experiment and record it as an MLflow run"),
             ("sweep", "run an Optuna sweep (sweep=NAME): worker processes, pruning, resume"),
-            ("worker", "join a running sweep's study from another shell or machine")):
+            ("worker", "create or join a sweep's study and run its trials (another shell, machine, SLURM task, pod)")):
         command = commands.add_parser(name, help=help_text, epilog=USAGE_EXAMPLES,
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
         command.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.excepthook = _masked_traceback
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Overrides may come after options too (`train --print-config a=1 b=2`).
@@ -79,14 +80,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _masked_traceback(kind, error, trace) -> None:
+    """An uncaught error's traceback, with the password of any URL in it hidden (driver errors show URLs)."""
+    import traceback
+
+    from sweeplab.tracking.secrets import hide_passwords
+    sys.stderr.write(hide_passwords("".join(traceback.format_exception(kind, error, trace))))
+
+
 def _train(args) -> int:
     from sweeplab.config import compose_config, to_yaml
     from sweeplab.errors import ConfigError
+    from sweeplab.tracking.secrets import hide_passwords
 
     try:
         cfg = compose_config(args.overrides, args.config_dir)
         if args.print_config:
-            print(to_yaml(cfg), end="")
+            print(hide_passwords(to_yaml(cfg)), end="")
             return 0
         from sweeplab.experiment import run_experiment
         result = run_experiment(cfg, overrides=args.overrides)
@@ -114,14 +124,16 @@ def _sweep(args) -> int:
 
 
 def _worker(args) -> int:
-    from sweeplab.config import compose_with_choices
     from sweeplab.errors import ConfigError
 
+    if args.print_config:
+        return _train(args)
     try:
-        from sweeplab.sweep.settings import read_settings
-        settings = read_settings(*compose_with_choices(args.overrides, args.config_dir))
+        # The driver's checks: bad input exits 2 before the study or any run is created.
+        from sweeplab.sweep.driver import prepare
+        settings, uri = prepare(args.overrides, args.config_dir)
         from sweeplab.sweep.worker import work
-        return work(settings, args.overrides, args.config_dir)
+        return work(settings, args.overrides, args.config_dir, uri)
     except ConfigError as e:
         print(f"sweeplab: error: {e}", file=sys.stderr)
         return 2
@@ -181,8 +193,10 @@ def _register(args, uri: str) -> int:
 
 @_reporting
 def _ui(args, uri: str) -> int:
+    from sweeplab.tracking.secrets import hide_passwords
+
     if not uri.startswith("sqlite:"):
-        print(f"runs are on the server {uri}: open it in a browser")
+        print(f"runs are on the server {hide_passwords(uri)}: open it in a browser")
         return 0
     print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,

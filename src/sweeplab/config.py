@@ -155,9 +155,15 @@ def _one_line(text: str) -> str:
     return "; ".join(lines[:3]) if lines else "invalid configuration"
 
 
+# Number keys that also take a word; the key's reader checks the rest (sweep.workers: settings.py).
+ALSO_WORDS = {"sweep.workers": ("auto",)}
+
+
 def _check_type(key: str, default, value) -> None:
     """An override must keep the kind of value the key had (an int stays a number, a bool a bool)."""
     if default is None or value is None or isinstance(default, (dict, list, DictConfig)):
+        return
+    if value in ALSO_WORDS.get(key, ()):
         return
     if isinstance(default, bool):
         ok = isinstance(value, bool)
@@ -170,6 +176,7 @@ def _check_type(key: str, default, value) -> None:
     else:
         return
     if not ok:
+        expected += "".join(f" or {word}" for word in ALSO_WORDS.get(key, ()))
         raise ConfigError(f"{key}={value!r} is not valid: expected {expected} (default {default!r})")
 
 

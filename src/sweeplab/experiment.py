@@ -1,12 +1,14 @@
-"""run_experiment: the one path every run takes (train, sweep trial, reproduce).
+"""run_experiment: the one path every run takes (train, sweep trial, reproduce, and every DDP rank).
 
-config -> seed -> DataModule, LightningModule, Trainer -> data loaded -> MLflow run opened ->
-fit -> test on the best checkpoint -> checkpoint, config and model logged -> run closed.
+config -> seed -> DataModule, LightningModule, Trainer -> data loaded -> MLflow run opened (rank 0)
+-> other ranks started (multi-device) -> fit -> test on the best checkpoint -> checkpoint, config
+and model logged (rank 0) -> ranks ended -> run closed.
 Everything that can be wrong with the input is found before the MLflow run is opened.
 """
 
 from __future__ import annotations
 
+import abc
 import logging
 import shutil
 import tempfile
@@ -16,24 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import mlflow
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from sweeplab import __version__
-from sweeplab.config import to_yaml
+from sweeplab import __version__, ranks
 from sweeplab.errors import ConfigError, cause_line
-from sweeplab.tracking import model_export, params, provenance, store
+from sweeplab.tracking import provenance, store
 from sweeplab.tracking.epoch_stats import EpochStats
 from sweeplab.tracking.figures import LogFigures
-from sweeplab.tracking.metric_logger import MlflowBatchLogger
-
-MAX_TAG_LENGTH = 5000
+from sweeplab.tracking.recorder import MAX_TAG_LENGTH, NoRecorder, RunRecorder
 
 
 @dataclass
@@ -67,33 +64,85 @@ class _Parts:
 def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks: Sequence[pl.Callback] = (),
                    parent_run_id: str | None = None, tags: dict[str, str] | None = None,
                    run_name: str | None = None) -> Result:
-    """Train and test one configured experiment, recorded as one MLflow run.
+    """Train and test one configured experiment, recorded as one MLflow run, on as many devices as
+    the trainer asks for: rank 0 owns the run, the other ranks (started here) train beside it.
 
-    Callbacks handed in by the caller (a sweep's pruning callback) run beside ours.
-    Raises ConfigError, with no run created, when the input is bad.
+    Callbacks handed in by the caller (a sweep's pruning callback) run beside ours; those that are
+    OnEveryRank run on every rank. Raises ConfigError, with no run created, when the input is bad.
     """
-    uri = store.tracking_uri(cfg.tracking.uri)
-    store.check_reachable(uri)
-    parts = _build(cfg, callbacks)
+    follower = ranks.is_follower()
+    if not follower:
+        uri = store.tracking_uri(cfg.tracking.uri)
+        store.check_reachable(uri)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    agreement = ranks.RankAgreement(ranks.config_digest(resolved))
+    parts = _build(cfg, [*callbacks, agreement])
     try:
-        client = store.open_client(uri)
-        mlflow.set_tracking_uri(uri)
-        experiment_id = store.experiment_id(client, cfg.tracking.experiment, cfg.tracking.artifact_location)
-        provenance_tags, patch = _provenance(cfg, parts.datamodule)
-        interval = cfg.tracking.get("system_metrics_interval")
-        if interval:
-            mlflow.set_system_metrics_sampling_interval(interval)
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name or cfg.tracking.run_name,
-                               parent_run_id=parent_run_id, tags={**provenance_tags, **(tags or {})},
-                               log_system_metrics=bool(interval))
-        return _record(cfg, overrides, patch, parts, client, run.info.run_id)
+        recorder = NoRecorder()
+        if not follower:
+            provenance_tags, patch = _provenance(cfg, parts.datamodule)
+            recorder = RunRecorder.open(cfg, uri, resolved=resolved, overrides=overrides, patch=patch,
+                                        tags={**provenance_tags, **(tags or {})},
+                                        parent_run_id=parent_run_id, run_name=run_name)
+        handoff = {"config": resolved,
+                   "callbacks": [c.follower_spec() for c in callbacks if isinstance(c, OnEveryRank)]}
+        return _run(cfg, parts, recorder, handoff, agreement)
     finally:
         shutil.rmtree(parts.workdir, ignore_errors=True)
 
 
+def _run(cfg: DictConfig, parts: _Parts, recorder: NoRecorder, handoff: dict,
+         agreement: ranks.RankAgreement) -> Result:
+    """Fit and test inside the run's rank group; the run is closed with what happened."""
+    try:
+        with ranks.launched(parts.trainer, handoff, parts.workdir) as group:
+            try:
+                _fit_and_test(cfg, parts, recorder, agreement)
+            except StopRun:
+                raise
+            except Exception as e:
+                explained = group.explain(e)
+                if explained != f"{type(e).__name__}: {e}":
+                    raise ranks.RankFailed(explained) from e
+                raise
+    except StopRun as stop:
+        recorder.set_tags({"sweeplab.stopped": stop.state, "sweeplab.stop_reason": str(stop)[:MAX_TAG_LENGTH],
+                           **agreement.tags()})
+        recorder.close("FINISHED")
+        return Result(recorder.run_id, stop.state, recorder.last)
+    except (KeyboardInterrupt, SystemExit):
+        recorder.close("KILLED", "interrupted")
+        raise KeyboardInterrupt from None
+    except Exception as e:
+        recorder.close("FAILED", f"{type(e).__name__}: {e}", traceback.format_exc())
+        raise
+    recorder.close("FINISHED")
+    return Result(recorder.run_id, "FINISHED", recorder.last)
+
+
+def _fit_and_test(cfg: DictConfig, parts: _Parts, recorder: NoRecorder, agreement: ranks.RankAgreement) -> None:
+    parts.trainer.loggers = list(recorder.loggers)
+    parts.trainer.fit(parts.module, datamodule=parts.datamodule)
+    recorder.set_tags(agreement.tags())
+    best = parts.checkpoint.best_model_path or None
+    parts.trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, verbose=False)
+    recorder.log_outputs(cfg, best, parts.module, parts.datamodule)
+
+
+class OnEveryRank(abc.ABC):
+    """A callback handed to run_experiment that must also run on ranks > 0 (e.g. one that broadcasts
+    rank 0's decisions): those ranks build their own copy from follower_spec()."""
+
+    @abc.abstractmethod
+    def follower_spec(self) -> dict:
+        """A `_target_` config (JSON-serialisable) that builds this callback's counterpart on ranks > 0."""
+
+
 class _DropTips(logging.Filter):
+    """Tips, and the device inventory printed by every Trainer (the run's tags say where it ran)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
+        return not str(record.msg).startswith(("💡 Tip", "GPU available:", "TPU available:", "HPU available:"))
 
 
 def _quiet_known_noise() -> None:
@@ -130,55 +179,14 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
     try:
         trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(workdir),
                               callbacks=[checkpoint, EpochStats(), LogFigures(), *callbacks])
+        ranks.processes_needed(trainer)
     except InstantiationException as e:
         shutil.rmtree(workdir, ignore_errors=True)
         raise ConfigError(cause_line(e)) from None
-    return _Parts(datamodule, module, trainer, checkpoint, workdir)
-
-
-def _record(cfg: DictConfig, overrides: Sequence[str], patch: str, parts: _Parts,
-            client: MlflowClient, run_id: str) -> Result:
-    logger = MlflowBatchLogger(client, run_id)
-    try:
-        params.log_params(client, run_id, params.flatten(OmegaConf.to_container(cfg, resolve=True)))
-        mlflow.log_text(to_yaml(cfg), "config.yaml")
-        mlflow.log_text("".join(f"{o}\n" for o in overrides), "overrides.txt")
-        if patch:
-            mlflow.log_text(patch, "git.patch")
-        parts.trainer.loggers = [logger]
-        parts.trainer.fit(parts.module, datamodule=parts.datamodule)
-        best = parts.checkpoint.best_model_path or None
-        parts.trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, verbose=False)
-        logger.flush()
-        if cfg.tracking.log_checkpoint and best:
-            mlflow.log_artifact(best, "checkpoints")
-        if cfg.tracking.log_model:
-            model_files = getattr(parts.datamodule, "model_files", None)
-            model_export.log_model(parts.module.net, parts.datamodule.example_input(),
-                                   model_files() if model_files else None)
-    except StopRun as stop:
-        mlflow.set_tags({"sweeplab.stopped": stop.state, "sweeplab.stop_reason": str(stop)[:MAX_TAG_LENGTH]})
-        _close(logger, "FINISHED")
-        return Result(run_id, stop.state, dict(logger.last))
-    except (KeyboardInterrupt, SystemExit):
-        _close(logger, "KILLED", "interrupted")
-        raise KeyboardInterrupt from None
-    except Exception as e:
-        _close(logger, "FAILED", f"{type(e).__name__}: {e}", traceback.format_exc())
+    except ConfigError:
+        shutil.rmtree(workdir, ignore_errors=True)
         raise
-    _close(logger, "FINISHED")
-    return Result(run_id, "FINISHED", dict(logger.last))
-
-
-def _close(logger: MlflowBatchLogger, status: str, error: str | None = None, details: str | None = None) -> None:
-    try:
-        logger.flush()
-        if error:
-            mlflow.set_tag("sweeplab.error", error[:MAX_TAG_LENGTH])
-        if details:
-            mlflow.log_text(details, "error.txt")
-    finally:
-        mlflow.end_run(status)
+    return _Parts(datamodule, module, trainer, checkpoint, workdir)
 
 
 def _provenance(cfg: DictConfig, datamodule) -> tuple[dict[str, str], str]:

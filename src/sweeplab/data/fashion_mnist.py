@@ -20,9 +20,9 @@ FILES = {
 class FashionMNISTDataModule(ArrayImageDataModule):
     def __init__(self, root: str, val_size: int = 5000, batch_size: int = 64,
                  train_size: int | None = None, augment: bool = False, num_workers: int = 0,
-                 split_seed: int = 0,
+                 split_seed: int = 0, on_device: bool | str = "auto",
                  input_shape: list[int] | None = None, num_classes: int | None = None):
-        super().__init__(batch_size, train_size, augment, num_workers, split_seed)
+        super().__init__(batch_size, train_size, augment, num_workers, split_seed, on_device)
         self.root = Path(root).expanduser()
         self.val_size = val_size
         self.paths = {key: _find(self.root, name) for key, name in FILES.items()}

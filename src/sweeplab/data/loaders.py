@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 
@@ -32,7 +33,14 @@ class SplitDataModule(pl.LightningDataModule):
         return self._loader("test")
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
+        sampler = None
+        if not shuffle and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Under DDP, Lightning's DistributedSampler pads each rank's shard to equal length by
+            # repeating examples, so validation and test metrics would count some twice. This one
+            # splits the examples exactly (shards may differ by one); Lightning keeps a sampler
+            # that already is a DistributedSampler.
+            sampler = UnrepeatedDistributedSampler(self._splits[split], shuffle=False)
+        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def example_input(self, n: int = 2) -> torch.Tensor:

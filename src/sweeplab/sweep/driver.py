@@ -6,23 +6,25 @@ The driver imports no torch: it only watches the study while worker processes tr
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from sweeplab.config import compose_config, compose_with_choices
 from sweeplab.errors import ConfigError
-from sweeplab.sweep import report, study as studies
+from sweeplab.sweep import placement, report, study as studies
 from sweeplab.sweep.progress import Progress
 from sweeplab.sweep.settings import SweepSettings, read_settings
-from sweeplab.sweep.storage import check_storage, open_storage
+from sweeplab.sweep.join import join, tidy as _tidy
+from sweeplab.sweep.storage import check_storage
 from sweeplab.sweep.worker_env import DEADLINE_ENV, EXIT_TOO_MANY_FAILURES, THREADS_ENV, WORKER_INDEX_ENV
 from sweeplab.tracking import store
+from sweeplab.tracking.secrets import hide_passwords
 
 
 def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings, str]:
@@ -36,6 +38,10 @@ def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings
                     compose_config([*overrides, f"{key}={option}"], config_dirs)
                 except ConfigError as e:
                     raise ConfigError(f"sweep.params.{key}: {e}") from None
+    # The GPUs this machine's workers share out: none when the trials train on CPU.
+    cpu = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto")) == "cpu"
+    settings.gpus = [] if cpu else placement.visible_gpus()[0]
+    placement.check(settings.devices_per_trial, settings.gpus, OmegaConf.select(cfg, "trainer.devices"))
     uri = store.tracking_uri(cfg.tracking.uri)
     store.check_reachable(uri)
     check_storage(settings.storage)
@@ -44,19 +50,21 @@ def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings
 
 def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
     settings, uri = prepare(overrides, config_dirs)
-    storage = open_storage(settings.storage, on_stale=studies.retry_trial)
-    study = studies.create_or_load(settings, storage)
-    client = store.open_client(uri)
-    parent_run_id = _parent_run(client, study, settings, config_dirs, overrides)
+    # Created here, or joined when a `sweeplab worker` somewhere got here first.
+    joined = join(settings, overrides, uri)
+    study, client, parent_run_id = joined.study, joined.client, joined.parent_run_id
     _tidy(client, study, parent_run_id)
-    print(f"sweep {settings.study_name}: {settings.n_trials} trials, {settings.workers} worker(s); "
-          f"study in {settings.storage.url}; MLflow experiment {settings.mlflow_experiment}, "
-          f"parent run {parent_run_id}", flush=True)
     left = settings.n_trials - studies.counts(study)["finished"]
+    plan = placement.make_plan(settings.workers, settings.devices_per_trial, settings.gpus or [],
+                               os.cpu_count() or 1, limit=max(left, 1),
+                               pci_order="CUDA_VISIBLE_DEVICES" not in os.environ)
+    print(f"sweep {settings.study_name}: {settings.n_trials} trials, {plan.workers} worker(s); "
+          f"study in {hide_passwords(settings.storage.url)}; MLflow experiment {settings.mlflow_experiment}, "
+          f"parent run {parent_run_id}", flush=True)
     status, code = "FINISHED", 0
     if left > 0:
-        code = _run_workers(study, settings, overrides, config_dirs, min(settings.workers, left), client,
-                            parent_run_id)
+        print(plan.describe(), flush=True)
+        code = _run_workers(study, settings, overrides, config_dirs, plan, client, parent_run_id)
         status = {0: "FINISHED", 130: "KILLED"}.get(code, "FAILED")
     _tidy(client, study, parent_run_id)
     report.record_on_parent(client, parent_run_id, study, settings)
@@ -67,60 +75,21 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
 
         link = register(client, parent_run_id, settings.register_as)
         print(f"registered the best trial's model as {link} ({settings.register_as}@{ALIAS})")
-    print(f"parent run {parent_run_id}; open the UI with: mlflow ui --backend-store-uri {uri}")
+    print(f"parent run {parent_run_id}; open the UI with: mlflow ui --backend-store-uri {hide_passwords(uri)}")
     return code
 
 
-def _parent_run(client, study, settings: SweepSettings, config_dirs, overrides) -> str:
-    """One parent run per study, created once and reused on every resume."""
-    existing = study.user_attrs.get(studies.PARENT_RUN_ATTR)
-    if existing:
-        client.update_run(existing, status="RUNNING")
-        return existing
-    experiment_id = store.experiment_id(client, settings.mlflow_experiment, settings.artifact_location)
-    sampler, pruner = settings.sampler_cfg._target_, settings.pruner_cfg._target_
-    run = client.create_run(experiment_id, run_name=settings.study_name, tags={
-        "sweeplab.role": "sweep", "optuna.study_name": settings.study_name, "optuna.sampler": sampler,
-        "optuna.pruner": pruner, "optuna.storage": settings.storage.url,
-        "sweeplab.space": json.dumps(settings.space.describe()), "sweeplab.overrides": json.dumps(overrides)})
-    params = {"sweep.metric": ",".join(settings.metrics), "sweep.direction": ",".join(settings.directions),
-              "sweep.sampler": sampler, "sweep.pruner": pruner,
-              **{f"space.{k}": v for k, v in settings.space.describe().items()}}
-    for key, value in params.items():
-        client.log_param(run.info.run_id, key, value[:6000])
-    study.set_user_attr(studies.PARENT_RUN_ATTR, run.info.run_id)
-    return run.info.run_id
-
-
-def _tidy(client, study, parent_run_id: str) -> None:
-    """Trials of dead workers become FAIL (and are retried); their MLflow runs are closed KILLED."""
-    studies.recover_dead_trials(study)
-    parent = client.get_run(parent_run_id)
-    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
-    for run in client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"):
-        number = run.data.tags.get("optuna.trial_number", "")
-        state = states.get(int(number)) if number.isdigit() else None
-        if state is not None and state.name != "RUNNING":
-            client.set_tag(run.info.run_id, "optuna.state", state.name)
-            client.set_tag(run.info.run_id, "sweeplab.error", "its worker died")
-            client.set_terminated(run.info.run_id, "KILLED")
-
-
-def _run_workers(study, settings: SweepSettings, overrides, config_dirs, count: int, client,
+def _run_workers(study, settings: SweepSettings, overrides, config_dirs, plan: placement.Plan, client,
                  parent_run_id: str) -> int:
     logs = Path("mlruns") / "sweep-logs" / settings.study_name
     logs.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + settings.timeout if settings.timeout else None
-    gpus = _gpu_ids()
-    threads = max(1, (os.cpu_count() or 1) // count)
+    count = plan.workers
 
     def start(index: int) -> subprocess.Popen:
-        env = {**os.environ, THREADS_ENV: str(threads), WORKER_INDEX_ENV: str(index)}
+        env = {**os.environ, THREADS_ENV: str(plan.threads), WORKER_INDEX_ENV: str(index), **plan.env(index)}
         if deadline:
             env[DEADLINE_ENV] = str(deadline)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
         command = [sys.executable, "-m", "sweeplab.cli", "worker",
                    *[a for d in config_dirs for a in ("--config-dir", d)], *overrides]
         log = open(logs / f"worker-{index}.log", "a")
@@ -153,6 +122,12 @@ def _run_workers(study, settings: SweepSettings, overrides, config_dirs, count: 
                         print(f"\nsweeplab: worker {index} died (exit {returned}); its trial will be "
                               f"retried; restarting it", file=sys.stderr)
                         workers[index] = start(index)
+        # Trials still running in `sweeplab worker`s elsewhere: wait for them, so the summary has them
+        # (a dead one's trial turns FAIL after the heartbeat grace period).
+        while code == 0 and studies.counts(study)["RUNNING"]:
+            time.sleep(1.0)
+            _tidy(client, study, parent_run_id)
+            progress.update(study)
         progress.update(study)
         progress.close()
     except KeyboardInterrupt:
@@ -172,13 +147,3 @@ def _stop(processes) -> None:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def _gpu_ids() -> list[str]:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [g for g in visible.split(",") if g.strip()]
-    if not shutil.which("nvidia-smi"):
-        return []
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
-    return [str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")]

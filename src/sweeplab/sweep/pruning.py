@@ -6,19 +6,25 @@ import math
 
 import pytorch_lightning as pl
 
-from sweeplab.experiment import StopRun
+from sweeplab.experiment import OnEveryRank, StopRun
 
 
-class TrialReporter(pl.Callback):
+class TrialReporter(pl.Callback, OnEveryRank):
     """After each validation epoch: fail on a non-finite metric, report the objective, maybe prune.
 
-    Rank 0 talks to Optuna and broadcasts its decision, so under DDP every rank stops together.
+    Rank 0 talks to Optuna and broadcasts its decision, so under DDP every rank stops together;
+    the other ranks run a copy without the trial (metrics are reduced over all ranks before this
+    hook, so a NaN stops every rank at the same point).
     """
 
     def __init__(self, trial, metric: str, prune: bool = True):
         self.trial = trial
         self.metric = metric
         self.prune = prune
+
+    def follower_spec(self) -> dict:
+        return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", "trial": None,
+                "metric": self.metric, "prune": self.prune}
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:

@@ -58,7 +58,11 @@ def record_on_parent(client, run_id: str, study: optuna.Study, settings: SweepSe
 
 
 def _plots(study: optuna.Study, settings: SweepSettings, folder: Path) -> list[Path]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # a lean install (bench/gpu_bundle.py leaves it out): the sweep goes on without plots
+        print("sweeplab: skipped the plots: matplotlib is not installed")
+        return []
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

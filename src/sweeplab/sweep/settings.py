@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution
 
 from sweeplab.errors import ConfigError, cause_line
+from sweeplab.sweep.placement import AUTO
 from sweeplab.sweep.space import SearchSpace, parse_space
 from sweeplab.sweep.storage import StorageSpec, parse_storage
 
@@ -22,7 +23,7 @@ class SweepSettings:
     metrics: list[str]               # one metric, or several for a multi-objective sweep
     directions: list[str]
     n_trials: int
-    workers: int
+    workers: int | str               # a number of local worker processes, or "auto" (see placement.py)
     timeout: float | None
     max_consecutive_failures: int
     storage: StorageSpec
@@ -31,6 +32,8 @@ class SweepSettings:
     pruner_cfg: DictConfig
     register_as: str | None = None     # register the best trial's model under this name at the end
     artifact_location: str | None = None   # tracking.artifact_location, for the sweep's experiment
+    devices_per_trial: int = 1         # GPUs each trial runs on (on CPU: processes, e.g. trainer=ddp_cpu)
+    gpus: list[str] | None = None      # the GPUs local workers may use; set by the driver's checks
 
     @property
     def multi_objective(self) -> bool:
@@ -63,10 +66,14 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
     if len(directions) != len(metrics) or any(d not in DIRECTIONS for d in directions):
         raise ConfigError(f"sweep.direction={node.direction}: give maximize or minimize for each of "
                           f"sweep.metric={metrics}")
-    for key, low in (("n_trials", 1), ("workers", 1), ("max_consecutive_failures", 1)):
-        value = node.get(key)
+    for key, low in (("n_trials", 1), ("workers", 1), ("max_consecutive_failures", 1), ("devices_per_trial", 1)):
+        value = node.get(key, 1 if key == "devices_per_trial" else None)
+        if key == "workers" and value == AUTO:
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"sweep.{key}={value}: must be an integer of at least {low}")
+            also = {"workers": ", or auto (one per devices_per_trial GPUs; on CPU one per 2 cores)",
+                    "devices_per_trial": " (the GPUs each trial runs on)"}.get(key, "")
+            raise ConfigError(f"sweep.{key}={value}: must be an integer of at least {low}{also}")
     if node.timeout is not None and (not isinstance(node.timeout, (int, float)) or node.timeout <= 0):
         raise ConfigError(f"sweep.timeout={node.timeout}: must be a number of seconds > 0, or null")
     groups = {g for g in choices if not g.startswith("hydra")} - {"sweep"}
@@ -79,7 +86,7 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
         n_trials=node.n_trials, workers=node.workers, timeout=node.timeout,
         max_consecutive_failures=node.max_consecutive_failures, storage=parse_storage(node.storage),
         space=space, sampler_cfg=node.sampler, pruner_cfg=node.pruner, register_as=node.get("register_as"),
-        artifact_location=cfg.tracking.get("artifact_location"))
+        artifact_location=cfg.tracking.get("artifact_location"), devices_per_trial=node.get("devices_per_trial", 1))
     settings.sampler()
     settings.pruner()
     return settings

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweeplab.errors import ConfigError
+from sweeplab.tracking.secrets import hide_passwords
 
 DEFAULT_JOURNAL = "mlruns/optuna.journal"
 HEARTBEAT_SECONDS = 10
@@ -41,7 +44,7 @@ def parse_storage(value: str | None) -> StorageSpec:
         return StorageSpec(url=f"sqlite:///{path}")
     if text.startswith(("postgresql", "mysql")):
         return StorageSpec(url=text)
-    raise ConfigError(f"sweep.storage={text}: not a storage sweeplab knows; use {ALLOWED}")
+    raise ConfigError(f"sweep.storage={hide_passwords(text)}: not a storage sweeplab knows; use {ALLOWED}")
 
 
 def check_storage(spec: StorageSpec) -> None:
@@ -62,7 +65,7 @@ def check_storage(spec: StorageSpec) -> None:
         engine.dispose()
     except Exception as e:  # the drivers raise many kinds; each means "cannot use it"
         reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"sweep.storage={_hide_password(spec.url)} is unreachable ({reason})") from None
+        raise ConfigError(hide_passwords(f"sweep.storage={spec.url} is unreachable ({reason})")) from None
 
 
 def open_storage(spec: StorageSpec, on_stale=None):
@@ -80,27 +83,51 @@ def open_storage(spec: StorageSpec, on_stale=None):
 
 
 @contextmanager
-def slot_lock(spec: StorageSpec):
-    """Serialises "count trials, then ask" between local workers, so none starts one trial too many.
+def slot_lock(spec: StorageSpec, study_name: str = ""):
+    """Serialises "count trials, then ask" between workers, so none starts one trial too many."""
+    with study_lock(spec, study_name, purpose="slots"):
+        yield
 
-    Remote storages get no lock: there a rare extra trial is possible when two machines ask at once.
+
+@contextmanager
+def study_lock(spec: StorageSpec, study_name: str, purpose: str = "open"):
+    """A lock held by one process at a time among all that use this storage, on any host.
+
+    PostgreSQL: a session-level advisory lock (`pg_advisory_lock`) keyed by a stable 64-bit hash of
+    purpose and study name, on a connection of its own; the server releases it if the process dies.
+    A journal or SQLite file: an fcntl lock on `<file>.<purpose>.lock` beside it (one host).
+    Other databases (MySQL) get no lock: there a rare extra trial is possible.
     """
     local = spec.local_file
-    if local is None:
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        # Not "<file>.lock": Optuna's journal backend takes that name for its own lock.
+        with open(f"{local}.{purpose}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if not spec.url.startswith("postgresql"):
         yield
         return
-    # Not "<file>.lock": Optuna's journal backend takes that name for its own lock.
-    with open(f"{local}.slots.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    import sqlalchemy
+
+    digest = hashlib.blake2b(f"sweeplab:{purpose}:{study_name}".encode(), digest_size=8).digest()
+    key = {"key": int.from_bytes(digest, "big", signed=True)}
+    with _lock_engine(spec.url).connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), key)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), key)
 
 
-def _hide_password(url: str) -> str:
-    if "@" in url and ":" in url.split("@")[0].split("//")[-1]:
-        scheme, rest = url.split("//", 1)
-        credentials, host = rest.split("@", 1)
-        return f"{scheme}//{credentials.split(':')[0]}:***@{host}"
-    return url
+@functools.lru_cache(maxsize=4)
+def _lock_engine(url: str):
+    """Connections only for locks: not pooled (closing one frees its locks), autocommit (never idle in a transaction)."""
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, isolation_level="AUTOCOMMIT",
+                                    connect_args={"connect_timeout": 10})

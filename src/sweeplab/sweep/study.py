@@ -11,7 +11,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.errors import ConfigError
+from sweeplab.processes import alive
 from sweeplab.sweep.settings import SweepSettings
+from sweeplab.tracking.secrets import hide_passwords
 
 PARENT_RUN_ATTR = "sweeplab.parent_run_id"
 WORKER_ATTR = "sweeplab.worker"
@@ -37,7 +39,7 @@ def load(settings: SweepSettings, storage, worker_index: int = 0) -> optuna.Stud
                                  sampler=settings.sampler(seed_offset=1 + 7919 * worker_index + known),
                                  pruner=settings.pruner())
     except KeyError:
-        raise ConfigError(f"no study '{settings.study_name}' in {settings.storage.url}; "
+        raise ConfigError(f"no study '{settings.study_name}' in {hide_passwords(settings.storage.url)}; "
                           "start the sweep with `sweeplab sweep` first") from None
 
 
@@ -63,7 +65,7 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER_ATTR, "")
         worker_host, _, pid = worker.rpartition(":")
-        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+        if worker_host == host and pid.isdigit() and not alive(int(pid)):
             try:
                 study.tell(trial.number, state=TrialState.FAIL)
             except (ValueError, RuntimeError):
@@ -87,18 +89,3 @@ def too_many_failures(study: optuna.Study, limit: int) -> bool:
     ended = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete]
     ended.sort(key=lambda t: t.datetime_complete)
     return len(ended) >= limit and all(t.state == TrialState.FAIL for t in ended[-limit:])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) still answers kill(0); /proc tells it apart.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True

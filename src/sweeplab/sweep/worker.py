@@ -24,8 +24,10 @@ from sweeplab.experiment import run_experiment
 from sweeplab.sweep import study as studies
 from sweeplab.sweep.pruning import TrialReporter
 from sweeplab.sweep.settings import SweepSettings
-from sweeplab.sweep.storage import open_storage, slot_lock
+from sweeplab.sweep.join import finish_if_complete, join
+from sweeplab.sweep.storage import slot_lock
 from sweeplab.sweep.worker_env import DEADLINE_ENV, EXIT_TOO_MANY_FAILURES, THREADS_ENV, WORKER_INDEX_ENV
+from sweeplab.tracking.secrets import hide_passwords
 
 
 
@@ -37,17 +39,31 @@ class TrialOutcome:
     error: str | None = None
 
 
-def work(settings: SweepSettings, overrides: list[str], config_dirs: list[str]) -> int:
-    """Run trials until none are left; return the process exit code."""
+def work(settings: SweepSettings, overrides: list[str], config_dirs: list[str], uri: str) -> int:
+    """Create or join the study and its parent run, run trials until none are left; return the exit code.
+
+    A worker started by hand, by SLURM or by Kubernetes (not by a driver) that leaves with the
+    study complete records the summary on the parent run and closes it FINISHED; one that leaves
+    it incomplete leaves the parent RUNNING for the others (and any later resume).
+    """
     _set_threads()
-    storage = open_storage(settings.storage, on_stale=studies.retry_trial)
+    joined = join(settings, overrides, uri)
+    index = os.environ.get(WORKER_INDEX_ENV)
     # A worker started by hand (another machine) has no index: its process id keeps it apart.
-    study = studies.load(settings, storage, int(os.environ.get(WORKER_INDEX_ENV) or os.getpid()))
-    parent_run_id = study.user_attrs.get(studies.PARENT_RUN_ATTR)
+    study = studies.load(settings, joined.storage, int(index or os.getpid()))
+    code = _pull_trials(study, settings, overrides, config_dirs, joined.parent_run_id, joined.storage)
+    if index is None and code == 0 and finish_if_complete(joined, settings):
+        print(f"study {settings.study_name} complete: summary recorded on parent run "
+              f"{joined.parent_run_id} (FINISHED)", flush=True)
+    return code
+
+
+def _pull_trials(study: optuna.Study, settings: SweepSettings, overrides: list[str], config_dirs: list[str],
+                 parent_run_id: str, storage) -> int:
     deadline = float(os.environ.get(DEADLINE_ENV) or (time.time() + settings.timeout if settings.timeout else math.inf))
     while time.time() < deadline:
         studies.recover_dead_trials(study)
-        with slot_lock(settings.storage):
+        with slot_lock(settings.storage, settings.study_name):
             found = studies.counts(study)
             if found["finished"] + found["RUNNING"] >= settings.n_trials:
                 return 0
@@ -80,7 +96,9 @@ def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings,
         _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error="interrupted"))
         raise
     except Exception as e:  # any failure of one trial fails that trial only
-        return _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=f"{type(e).__name__}: {e}"))
+        # A driver's error text can carry a URL with its password (SQLAlchemy, psycopg2).
+        error = hide_passwords(f"{type(e).__name__}: {e}")
+        return _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=error))
     finally:
         heartbeat.join()
     if result.state == "PRUNED":

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 import pytorch_lightning as pl
+import torch
 
 
 class EpochStats(pl.Callback):
-    """`train/epoch_seconds` covers the epoch with its validation; samples/s counts training time only."""
+    """`train/epoch_seconds` covers the epoch with its validation; samples/s counts training time only,
+    and the samples of every rank under DDP."""
 
     def __init__(self):
         self.started = self.validation_started = self.validation_seconds = 0.0
@@ -32,10 +34,12 @@ class EpochStats(pl.Callback):
         # Lightning runs this epoch's validation before this hook.
         seconds = time.perf_counter() - self.started
         training = max(seconds - self.validation_seconds, 1e-9)
+        samples = float(trainer.strategy.reduce(torch.tensor(float(self.samples), device=pl_module.device),
+                                                reduce_op="sum")) if trainer.world_size > 1 else self.samples
         stats = {
             "train/lr": trainer.optimizers[0].param_groups[0]["lr"],
             "train/epoch_seconds": seconds,
-            "train/samples_per_second": self.samples / training,
+            "train/samples_per_second": samples / training,
         }
         for logger in trainer.loggers:
             logger.log_metrics({**stats, "epoch": trainer.current_epoch})

@@ -11,13 +11,14 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.errors import ConfigError
+from sweeplab.tracking.secrets import hide_passwords
 
 
 def get_run(client: MlflowClient, run_id: str) -> Run:
     try:
         return client.get_run(run_id)
     except MlflowException:
-        raise ConfigError(f"run {run_id}: no such run in {client.tracking_uri}; "
+        raise ConfigError(f"run {run_id}: no such run in {hide_passwords(client.tracking_uri)}; "
                           "give the id of a run (or sweep) that sweeplab recorded there") from None
 
 

@@ -7,6 +7,8 @@ import json
 from mlflow.entities import Param
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
+from sweeplab.tracking.secrets import hide_passwords
+
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
     """{"a": {"b": 1, "c": [2, 3]}} -> {"a.b": "1", "a.c": "[2, 3]"}; lists stay one value."""
@@ -22,6 +24,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
 
 
 def log_params(client, run_id: str, params: dict[str, str]) -> None:
-    items = [Param(k, v) for k, v in sorted(params.items())]
+    """Log `params` in batches; the password of any URL in a value (`tracking.uri`, ...) is hidden."""
+    items = [Param(k, hide_passwords(v)) for k, v in sorted(params.items())]
     for start in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, params=items[start:start + MAX_PARAMS_TAGS_PER_BATCH], synchronous=True)

@@ -9,6 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from sweeplab.tracking.secrets import hide_passwords
+
 PACKAGES = ("sweeplab", "torch", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf",
             "optuna", "mlflow", "numpy")
 
@@ -41,4 +43,5 @@ def git_state(where: Path) -> tuple[str | None, bool, str]:
 
 
 def command_line() -> str:
-    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    """The command that started this process, with the password of any URL in it hidden."""
+    return hide_passwords(shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]))

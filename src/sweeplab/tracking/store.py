@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from sweeplab.errors import ConfigError
+from sweeplab.tracking.secrets import hide_passwords
 
 
 def tracking_uri(configured: str) -> str:
@@ -26,10 +27,10 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise ConfigError(f"tracking server {uri} is unreachable ({reason}); start it, or set "
-                              "tracking.uri / MLFLOW_TRACKING_URI to a reachable server or sqlite:///PATH") from None
+            raise ConfigError(hide_passwords(f"tracking server {uri} is unreachable ({reason}); start it, or set "
+                              "tracking.uri / MLFLOW_TRACKING_URI to a reachable server or sqlite:///PATH")) from None
     elif uri.startswith(("file:", "/", ".")) or "://" not in uri:
-        raise ConfigError(f"tracking.uri={uri}: MLflow no longer accepts the plain file store; use "
+        raise ConfigError(f"tracking.uri={hide_passwords(uri)}: MLflow no longer accepts the plain file store; use "
                           "sqlite:///PATH (default sqlite:///mlruns/mlflow.db) or http://HOST:PORT")
 
 
@@ -49,7 +50,10 @@ def experiment_id(client, name: str, artifact_location: str | None) -> str:
         return found.experiment_id
     location = artifact_location
     if location and "://" not in location:
-        location = Path(location).resolve().as_uri()
+        # A local path is this machine's: on a tracking server the server keeps the artifacts
+        # (`mlflow server --artifacts-destination`), where every machine's runs can reach them.
+        server = client.tracking_uri.startswith(("http://", "https://"))
+        location = None if server else Path(location).resolve().as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:

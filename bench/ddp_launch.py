@@ -1,0 +1,129 @@
+"""What starting the ranks of a 2-process DDP run costs per run: three launch designs side by side.
+
+Designs that can serve a warm sweep worker running many DDP trials (rank 0 is the worker itself
+in the first two; env:// rendezvous, as torchrun does):
+- fresh: ranks 1..K-1 are new `python -m sweeplab.rank_follower` processes for each run;
+- server (what sweeplab does, ranks.py): they are forked for each run by the process's rank server,
+  which imported Lightning once and never touches CUDA;
+- Lightning's `ddp_fork`: every rank, rank 0 included, is forked from the worker for each `fit`
+  and `test` call.
+Each is timed in one warm process on the same tiny work, beside a single-device run of the same
+work, alternating; the printed figures are median(2 processes) - median(1 process): the launch's
+own cost per run (the work itself is a few batches, so its split does not hide anything).
+
+- fresh, server: `run_experiment` on digits_cnn, 2 epochs of 4 batches, `trainer=ddp_cpu` vs one device.
+- ddp_fork: a plain Lightning fit + test of the same CNN on the same digits batches, `strategy=ddp_fork,
+  devices=2` vs `devices=1` (no MLflow: fork cannot be used by sweeplab, see the README's design notes).
+
+    python bench/ddp_launch.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import subprocess
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from sweeplab import ranks
+from sweeplab.config import compose_config
+from sweeplab.experiment import run_experiment
+from sweeplab.models.classifier import Classifier
+from sweeplab.models.cnn import CNN
+
+SMALL = ["experiment=digits_cnn", "trainer.max_epochs=2", "trainer.limit_train_batches=4",
+         "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
+         "tracking.system_metrics_interval=null", "tracking.log_model=false"]
+
+
+def sweeplab_run(folder: str, ddp: bool) -> float:
+    cfg = compose_config([*SMALL, f"tracking.uri=sqlite:///{folder}/mlflow.db",
+                          f"tracking.artifact_location={folder}/artifacts",
+                          *(["trainer=ddp_cpu"] if ddp else ["trainer=cpu"])])
+    started = time.perf_counter()
+    run_experiment(cfg)
+    return time.perf_counter() - started
+
+
+def fresh_follower(handoff: Path, rank_index: int, env: dict[str, str]) -> ranks.Follower:
+    """The "fresh" design: a new interpreter per follower rank instead of a fork of the rank server."""
+    process = subprocess.Popen([sys.executable, "-m", "sweeplab.rank_follower", str(handoff)], env=env)
+    return ranks.Follower(process.pid, handoff.parent / "no-exit-file")
+
+
+def fresh_run(folder: str) -> float:
+    served = ranks._ForkServer.fork
+    ranks._ForkServer.fork = staticmethod(fresh_follower)
+    try:
+        return sweeplab_run(folder, ddp=True)
+    finally:
+        ranks._ForkServer.fork = served
+
+
+def fork_run(ddp: bool) -> float:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.images[:512], dtype=torch.float32).unsqueeze(1) / 16
+    y = torch.tensor(digits.target[:512])
+    loader = DataLoader(TensorDataset(x, y), batch_size=32)
+    module = Classifier(CNN(in_channels=1, channels=[16, 32]), num_classes=10)
+    trainer = pl.Trainer(accelerator="cpu", devices=2 if ddp else 1, strategy="ddp_fork" if ddp else "auto",
+                         max_epochs=2, limit_train_batches=4, limit_val_batches=2, limit_test_batches=2,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0)
+    started = time.perf_counter()
+    trainer.fit(module, loader, loader)
+    trainer.test(module, loader, verbose=False)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning_fabric").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    folder = tempfile.mkdtemp(prefix="bench-ddp-")
+    # Warm-up: first-call costs (imports, torch._dynamo, MLflow's store schema) on both sides.
+    # The rank server's start (once per process, imports included) is paid here too.
+    sweeplab_run(folder, ddp=False)
+    sweeplab_run(folder, ddp=True)
+    fork_run(ddp=False)
+    times: dict[str, list[float]] = {k: [] for k in ("ours_1", "ours_2", "fresh_2", "fork_1", "fork_2")}
+    for round_index in range(args.rounds):
+        order = [("ours_1", lambda: sweeplab_run(folder, False)), ("ours_2", lambda: sweeplab_run(folder, True)),
+                 ("fresh_2", lambda: fresh_run(folder)),
+                 ("fork_1", lambda: fork_run(False)), ("fork_2", lambda: fork_run(True))]
+        if round_index % 2:
+            order.reverse()
+        for name, run in order:
+            times[name].append(run())
+            print(f"round {round_index}: {name} {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    ours, fork = median["ours_2"] - median["ours_1"], median["fork_2"] - median["fork_1"]
+    fresh = median["fresh_2"] - median["ours_1"]
+    print(f"fresh process: {median['fresh_2']:.2f} s with 2 ranks vs {median['ours_1']:.2f} s on one device "
+          f"(+{fresh:.2f} s a run)")
+    print(f"rank server:   {median['ours_2']:.2f} s with 2 ranks vs {median['ours_1']:.2f} s on one device "
+          f"(+{ours:.2f} s a run)")
+    print(f"ddp_fork:      {median['fork_2']:.2f} s with 2 ranks vs {median['fork_1']:.2f} s on one device "
+          f"(+{fork:.2f} s a run: fit and test each fork)")
+    print(f"launch cost per run, fresh / rank server / ddp_fork: {fresh:.2f} / {ours:.2f} / {fork:.2f} s "
+          f"({os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""One of ranks 1..K-1 of a run that rank 0 started (see ranks.py), forked by the rank server.
+
+It trains with exactly rank 0's resolved config through the same `run_experiment`, with the
+callbacks that must run on every rank rebuilt from their `_target_` specs. It writes nothing to
+MLflow or Optuna. On failure it leaves its error line for rank 0 and exits 1; it also exits when
+rank 0 disappears, so no follower outlives its run. `python -m sweeplab.rank_follower HANDOFF`
+runs one without the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def _exit_with_rank_0(pid: int) -> None:
+    # If rank 0 is killed outright (SIGKILL), nothing else would end this process.
+    from sweeplab.processes import alive
+
+    def watch() -> None:
+        while alive(pid):
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-rank-0", daemon=True).start()
+
+
+def main(argv: list[str]) -> int:
+    handoff_path = Path(argv[0])
+    from sweeplab import ranks
+
+    rank_0 = os.environ.get(ranks.PARENT_ENV)
+    if rank_0:
+        _exit_with_rank_0(int(rank_0))
+    handoff = json.loads(handoff_path.read_text())
+    import torch
+    from hydra.utils import instantiate
+    from lightning_utilities.core.rank_zero import rank_zero_only as utilities_rank_zero_only
+    from omegaconf import OmegaConf
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    from sweeplab.experiment import run_experiment
+
+    # Forked from a server that imported torch and Lightning before this rank's environment was set:
+    # what they read from it at import time is set here.
+    rank_zero_only.rank = utilities_rank_zero_only.rank = ranks.rank()
+    if os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+    try:
+        cfg = OmegaConf.create(handoff["config"])
+        callbacks = [instantiate(spec) for spec in handoff["callbacks"]]
+        run_experiment(cfg, callbacks=callbacks)   # a pruned run returns normally here too
+    except BaseException as e:
+        ranks.error_file(handoff_path.parent, ranks.rank()).write_text(f"{type(e).__name__}: {e}"[:2000])
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
