@@ -3,9 +3,12 @@
 Both sides do the same work: load the same Fashion-MNIST split through the same DataModule,
 build the same network, train it with Adam for the same steps, validate every epoch and test
 once at the end. The platform side also writes its full MLflow record (params, per-epoch
-metrics, config, checkpoint, model). Each round runs both sides back to back, in alternating
-order (A B, B A, A B, ...), in one process, after one untimed warm-up of each (first-call
-costs: torch._dynamo, torch.export, MLflow's schema).
+metrics, config, checkpoint, model). A third side, "user", runs the same network as a plain
+LightningModule of the user's (bench/step_logging.py) that logs its loss with `self.log` every
+step (`trainer.log_every_n_steps=1`: every value reaches MLflow), through the same run_experiment.
+Each round runs the sides back to back, in alternating order (A B C, C B A, A B C, ...), in one
+process, after one untimed warm-up of each (first-call costs: torch._dynamo, torch.export,
+MLflow's schema).
 
 On a shared 2-core machine one run of either side varies by ±10%, and the machine's speed
 drifts over minutes. So the figure is paired: each round's platform/bare ratio compares two
@@ -18,6 +21,7 @@ medians (which pairs runs from different rounds) is printed above it for compari
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
@@ -87,15 +91,22 @@ def main() -> None:
         "trainer.enable_progress_bar=false", f"tracking.uri=sqlite:///{store}/mlflow.db",
         f"tracking.artifact_location={store}/artifacts", "tracking.experiment=bench_overhead",
         *args.overrides])
+    # The same network in a plain LightningModule of the user's (bench/step_logging.py, on sys.path as
+    # this script's folder), logging its loss every step, all of which reach MLflow.
+    user_cfg = copy.deepcopy(cfg)
+    user_cfg.model._target_ = "step_logging.StepLogging"
+    user_cfg.monitor.metric = "val_acc"
+    user_cfg.trainer.log_every_n_steps = 1
     print(f"torch threads: {torch.get_num_threads()}; {args.train_size} train images, "
           f"{args.epochs} epochs, batch 64; warm-up of each side first", flush=True)
-    platform_run(cfg)
-    bare_run(cfg)
-    timings = {"bare": [], "platform": []}
-    sides = [("bare", bare_run), ("platform", platform_run)]
+    sides = [("bare", lambda: bare_run(cfg)), ("platform", lambda: platform_run(cfg)),
+             ("user", lambda: platform_run(user_cfg))]
+    for _, run in sides:
+        run()
+    timings = {name: [] for name, _ in sides}
     for i in range(args.repeats):
         for name, run in (sides if i % 2 == 0 else sides[::-1]):
-            seconds = run(cfg)
+            seconds = run()
             timings[name].append(seconds)
             print(f"  round {i + 1} {name:<8} {seconds:7.2f} s", flush=True)
     bare, platform = (statistics.median(timings[k]) for k in ("bare", "platform"))
@@ -104,6 +115,9 @@ def main() -> None:
           "data, MLflow run, fit, test, checkpoint, model)")
     print(f"ratio of medians {platform / bare:.3f}; per-round ratios: "
           f"{' '.join(f'{p / b:.3f}' for p, b in zip(timings['platform'], timings['bare']))}")
+    user = statistics.median(u / b for u, b in zip(timings["user"], timings["bare"]))
+    print(f"user module logging every step (bench/step_logging.py) / bare {user:.3f} (median of per-round "
+          f"ratios: {' '.join(f'{u / b:.3f}' for u, b in zip(timings['user'], timings['bare']))})")
     print(f"platform/bare {paired:.3f} (median of per-round ratios)")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,6 +55,7 @@ def test_reproduce_a_sweep_parent_runs_its_best_trial(swept):
     done = run_cli("reproduce", parent.info.run_id, "--check", cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"reproducing run {best}" in done.stdout
+    assert "Downloading artifacts" not in done.stderr   # MLflow's progress bar for one small file
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
@@ -67,7 +69,7 @@ def test_compare_puts_the_best_trial_first(swept, fmt, tmp_path):
         elif fmt == "csv":
             first = done.stdout.splitlines()[1].split(",")[0]
         else:
-            first = done.stdout.splitlines()[2].split()[0]
+            first = done.stdout.splitlines()[2].split()[1]   # after the rank
         assert first == best
         assert (tmp_path / "p.png").stat().st_size > 1000
 
@@ -80,6 +82,7 @@ def test_register_and_load_by_alias(swept):
     assert client.get_model_version_by_alias("digits_best", "champion").run_id == best
     done = run_cli("register", parent.info.run_id, "digits_champion", cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "WARNING" not in done.stderr   # registered as the logged model it is, not by a fallback
     model = mlflow.pyfunc.load_model("models:/digits_champion@champion")
     assert model.predict(np.zeros((3, 1, 8, 8), np.float32)).shape == (3, 10)
     assert client.get_run(parent.info.run_id).data.tags["sweeplab.registered_model"] == "digits_champion/1"
@@ -98,12 +101,31 @@ def test_bad_ids_exit_2(swept):
         assert done.returncode == 2 and len(lines) == 1 and message in lines[0], (args, done.stderr)
 
 
-def test_ui_serves_the_runs_and_stops(swept):
+def test_compare_fits_100_columns_and_labels_its_plot(swept, tmp_path):
+    cwd, parent, best = swept
+    done = run_cli("compare", "digits_cnn", "--plot", str(tmp_path / "p.svg"), cwd=cwd, env={"COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert max(map(len, lines)) <= 100, "\n".join(lines)
+    assert best in lines[2] and "optimizer.lr" in done.stdout   # wrapped, not cut: every column is there
+    # Matplotlib writes each text of an SVG figure as a comment beside its glyphs.
+    texts = set(re.findall(r"<!-- (.*?) -->", (tmp_path / "p.svg").read_text()))
+    assert {"lowest", "highest", "val/acc", "optimizer.lr"} <= texts
+    assert any(t.startswith("value on each axis") for t in texts) and any(t.startswith("parameter") for t in texts)
+
+
+def test_ui_serves_the_runs_and_stops(swept, tmp_path):
     cwd, parent, _ = swept
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    server = subprocess.Popen([SWEEPLAB, "ui", "--port", str(port)], cwd=cwd, env=env,
+    # --open hands the URL to Python's webbrowser, which runs $BROWSER: here a script that notes it.
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {tmp_path / "opened.txt"}\n')
+    browser.chmod(0o755)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "BROWSER": str(browser)}
+    server = subprocess.Popen([SWEEPLAB, "ui", "--port", str(port), "--open"], cwd=cwd, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # The sweep's experiment, in the UI's "Model training" view (MLflow 3 opens its GenAI view otherwise).
+    url = f"http://127.0.0.1:{port}/#/experiments/{parent.info.experiment_id}?workflowType=machine_learning"
     try:
         deadline, page = time.monotonic() + 90, None
         while time.monotonic() < deadline and page is None:
@@ -118,9 +140,15 @@ def test_ui_serves_the_runs_and_stops(swept):
             headers={"Content-Type": "application/json"})
         runs = json.loads(urllib.request.urlopen(request, timeout=10).read())["runs"]
         assert parent.info.run_id in {r["info"]["run_id"] for r in runs} and len(runs) >= 4
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (tmp_path / "opened.txt").exists():
+            time.sleep(0.5)
+        assert (tmp_path / "opened.txt").read_text().strip() == url
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGINT)   # sweeplab passes it on to the server's own process group
+        output = server.communicate(timeout=60)[0]
+    assert url in output.splitlines()[0]
+    assert "DeprecationWarning" not in output, output[-3000:]   # Starlette's, once per server process
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
 

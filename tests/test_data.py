@@ -61,10 +61,35 @@ def test_digits_splits_are_disjoint_and_seeded():
         small.setup()
 
 
-def test_augmentation_keeps_shape_and_changes_images():
+def _flip_and_shift_of(x: torch.Tensor, y: torch.Tensor, max_shift: int) -> tuple[bool, int, int] | None:
+    """(flipped, dx, dy) such that y is x, flipped or not, moved by (dx, dy) pixels with its edge
+    pixels repeated into the gap; None when no flip and shift of at most max_shift explains y."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    for flipped in (False, True):
+        padded = F.pad((x.flip(-1) if flipped else x)[None], (max_shift,) * 4, mode="replicate")[0]
+        for dy in range(2 * max_shift + 1):
+            for dx in range(2 * max_shift + 1):
+                if torch.equal(padded[:, dy: dy + h, dx: dx + w], y):
+                    return flipped, max_shift - dx, max_shift - dy
+    return None
+
+
+def test_augmentation_flips_and_shifts_each_image_within_max_shift():
     from sweeplab.data.augment import shift_and_flip
 
     torch.manual_seed(0)
-    x = torch.randn(16, 1, 28, 28)
-    y = shift_and_flip(x)
-    assert y.shape == x.shape and not torch.equal(x, y)
+    seen = []
+    for _ in range(8):
+        x = torch.randn(16, 1, 28, 28)
+        y = shift_and_flip(x, max_shift=2)
+        assert y.shape == x.shape
+        for before, after in zip(x, y):
+            found = _flip_and_shift_of(before, after, max_shift=2)
+            assert found is not None, "an augmented image is not a flip and shift of at most 2 pixels"
+            seen.append(found)
+    assert {flipped for flipped, _, _ in seen} == {False, True}
+    # Shifts change images beyond what a flip explains, both ways along both axes.
+    dxs, dys = [dx for _, dx, _ in seen], [dy for _, _, dy in seen]
+    assert min(dxs) < 0 < max(dxs) and min(dys) < 0 < max(dys)

@@ -72,7 +72,9 @@ def assert_one_config_on_both_ranks(client: MlflowClient, run) -> None:
 @pytest.fixture(scope="module")
 def ddp_train(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("ddp_train")
-    done = run_cli("train", "experiment=digits_cnn", *DDP, "trainer.max_epochs=1", cwd=cwd, timeout=TIMEOUT)
+    # A callback from config that needs a logger on every rank (rank 1 has one that writes nothing).
+    done = run_cli("train", "experiment=digits_cnn", *DDP, "trainer.max_epochs=1", "callbacks=lr_monitor",
+                   cwd=cwd, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
     return cwd, done
 
@@ -112,6 +114,14 @@ def test_ddp_train_is_one_run_with_metrics_over_the_whole_validation_set(trained
     assert run.data.metrics["val/acc"] == pytest.approx(accuracy, abs=1e-6)
     # Both ranks' samples are counted: 2 ranks x ceil(1076 / 2) training images in the epoch.
     assert run.data.metrics["train/samples_per_second"] * run.data.metrics["train/epoch_seconds"] > 1076 * 0.9
+
+
+def test_config_callbacks_run_on_every_rank(ddp_train):
+    cwd, _ = ddp_train
+    client = MlflowClient(store_uri(cwd))
+    (run,) = client.search_runs([client.get_experiment_by_name("digits_cnn").experiment_id])
+    assert run.data.params["callbacks.lr_monitor._target_"] == "pytorch_lightning.callbacks.LearningRateMonitor"
+    assert run.data.metrics["lr-Adam"] == 0.001
 
 
 def test_ddp_run_reproduces_from_its_run_id(ddp_train):

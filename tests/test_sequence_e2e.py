@@ -18,7 +18,7 @@ from sweeplab.data.tokenizer import PAD, UNK, Vocabulary, tokenize
 # Overrides per experiment on top of trainer=smoke, to keep the tests quick: exporting an LSTM
 # traces every time step (64 take ~15 s on a CPU), so the exported LSTMs read short sequences,
 # and one LSTM export per input kind (token ids, real values) is enough; fewer MNIST-1D signals
-# are generated.
+# are generated. CO2 trains 3 epochs, whose lowest val/rmse is neither the last nor the highest.
 SHORT_MNIST1D = "data.num_samples=1000"
 EXPERIMENTS = {
     "text_lstm": ["data.max_len=16"],
@@ -26,7 +26,7 @@ EXPERIMENTS = {
     "mnist1d_cnn": [SHORT_MNIST1D],
     "mnist1d_lstm": [SHORT_MNIST1D, "tracking.log_model=false"],
     "mnist1d_transformer": [SHORT_MNIST1D, "tracking.log_model=false"],
-    "co2_lstm": ["data.window=26"],
+    "co2_lstm": ["data.window=26", "trainer.max_epochs=3"],
 }
 CLASSIFIER_METRICS = ("train/loss", "val/loss", "val/acc", "val/f1", "test/acc", "test/f1")
 REGRESSOR_METRICS = ("train/loss", "val/loss", "val/mse", "val/rmse", "val/mae", "test/rmse", "test/mae")
@@ -134,9 +134,32 @@ def test_series_models_load_without_sweeplab(smoke_runs):
     assert forecast.shape == (4, 13)
 
 
-def test_regression_keeps_the_checkpoint_with_the_lowest_rmse(smoke_runs):
-    params = _run(smoke_runs, "co2_lstm")[1].data.params
-    assert params["monitor.metric"] == "val/rmse" and params["monitor.mode"] == "min"
+def test_regression_keeps_the_checkpoint_with_the_lowest_rmse(smoke_runs, tmp_path):
+    import mlflow
+    import pytorch_lightning as pl
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cwd, run = _run(smoke_runs, "co2_lstm")
+    history = {m.step: m.value for m in MlflowClient(store_uri(cwd)).get_metric_history(run.info.run_id, "val/rmse")}
+    lowest = min(history, key=history.get)
+    assert lowest not in (max(history), max(history, key=history.get)), \
+        f"val/rmse by epoch {history}: the lowest must be neither the last nor the highest for this test to tell"
+    mlflow.set_tracking_uri(store_uri(cwd))
+    folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/", dst_path=str(tmp_path)))
+    kept = torch.load(folder / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert kept["epoch"] == lowest
+    (state,) = [v for k, v in kept["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert state["monitor"] == "val/rmse" and state["best_model_score"].item() == pytest.approx(history[lowest])
+    # test/rmse was computed with the kept weights: the same test batches through them give it again.
+    cfg = OmegaConf.load(folder / "config.yaml")
+    module = instantiate(cfg.model)
+    module.load_state_dict(kept["state_dict"])
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_test_batches=cfg.trainer.limit_test_batches)
+    (tested,) = trainer.test(module, datamodule=instantiate(cfg.data), verbose=False)
+    assert tested["test/rmse"] == pytest.approx(run.data.metrics["test/rmse"], rel=1e-6)
 
 
 def test_co2_logs_the_seasonal_naive_reference_and_a_forecast_plot(smoke_runs):

@@ -1,6 +1,7 @@
 """Search space: Hydra sweep grammar -> Optuna distributions -> override strings Hydra reads back."""
 
 import math
+import re
 
 import optuna
 import pytest
@@ -9,7 +10,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweeplab.errors import ConfigError
-from sweeplab.sweep.space import SearchSpace, parse_space
+from sweeplab.sweep.space import ABSENT, SearchSpace, legacy_params, parse_space
 
 GROUPS = {"optimizer", "model", "data", "trainer", "scheduler"}
 
@@ -19,7 +20,7 @@ PARAMS = {
     "data.batch_size": "choice(32, 64, 128)",
     "model.dropout": "interval(0.0, 0.5)",
     "model.backbone.channels": "choice([16, 32], [32, 64])",
-    "trainer.max_epochs": "range(1, 4)",
+    "trainer.max_epochs": "range(1, 3)",
     "optimizer": "choice(adam, sgd)",
     "model.l1": "0.001",
 }
@@ -39,20 +40,30 @@ def space() -> SearchSpace:
     return parse_space(PARAMS, groups=GROUPS)
 
 
+# Each expected distribution is built by hand from the Hydra Optuna sweeper plugin's rules
+# (create_optuna_distribution_from_override): the same expression must mean the same thing here.
 @pytest.mark.parametrize("text, expected", [
     ("interval(0.0, 0.5)", FloatDistribution(0.0, 0.5)),
     ("interval(1, 10)", FloatDistribution(1.0, 10.0)),  # Hydra makes interval bounds floats
     ("tag(log, interval(1e-4, 1e-1))", FloatDistribution(1e-4, 0.1, log=True)),
-    ("range(1, 4)", IntDistribution(1, 3)),  # stop is exclusive
-    ("range(5)", IntDistribution(0, 4)),
-    ("range(0, 10, 3)", IntDistribution(0, 9, step=3)),
-    ("range(0, 11, 5)", IntDistribution(0, 10, step=5)),
-    ("range(2, 3)", IntDistribution(2, 2)),
-    ("range(0, 1, 0.1)", FloatDistribution(0.0, 0.9, step=0.1)),
-    ("range(0.1, 1.0, 0.2)", FloatDistribution(0.1, 0.9, step=0.2)),
-    ("range(1, 4.5)", FloatDistribution(1.0, 4.0, step=1.0)),
-    ("tag(log, range(1, 100))", IntDistribution(1, 99, log=True)),
-    ("shuffle(range(1, 4))", IntDistribution(1, 3)),
+    ("int(interval(1, 5))", IntDistribution(1, 5)),
+    ("tag(log, int(interval(1, 5)))", IntDistribution(1, 5, log=True)),
+    ("range(1, 4)", IntDistribution(1, 4)),  # stop is included, as in the plugin
+    ("range(1,3)", IntDistribution(1, 3)),
+    ("range(5)", IntDistribution(0, 5)),
+    ("range(0, 10, 3)", IntDistribution(0, 10, step=3)),  # Optuna lowers high to 9
+    ("range(0, 10, 5)", IntDistribution(0, 10, step=5)),
+    ("range(3, 3)", IntDistribution(3, 3)),
+    ("range(0, 1, 0.1)", FloatDistribution(0.0, 1.0, step=0.1)),
+    ("range(0.5, 5.5, step=1)", FloatDistribution(0.5, 5.5, step=1)),
+    ("range(0.1, 1.0, 0.2)", FloatDistribution(0.1, 1.0, step=0.2)),  # Optuna lowers high to 0.9
+    ("range(1, 4.5)", FloatDistribution(1.0, 4.5, step=1.0)),
+    ("float(range(1, 4))", FloatDistribution(1.0, 4.0, step=1.0)),
+    ("shuffle(range(1,3))", CategoricalDistribution((1, 2))),  # Hydra's iteration: stop excluded
+    ("shuffle(choice(3, 1, 2))", CategoricalDistribution((3, 1, 2))),  # kept in the order written
+    ("choice(1,2)", CategoricalDistribution([1, 2])),
+    ("choice(true, false)", CategoricalDistribution([True, False])),
+    ("choice('hello', 'world')", CategoricalDistribution(["hello", "world"])),
     ("choice(32, 64, 128)", CategoricalDistribution([32, 64, 128])),
     ("32,64", CategoricalDistribution([32, 64])),
     ("choice(0.1, 1e-3, true, relu)", CategoricalDistribution([0.1, 0.001, True, "relu"])),
@@ -102,14 +113,14 @@ def test_suggest_writes_overrides_hydra_reads_back(space):
         assert values["optimizer.lr"] == trial.params["optimizer.lr"]
         assert type(values["model.dropout"]) is float and 0.0 <= values["model.dropout"] <= 0.5
         assert type(values["data.batch_size"]) is int and values["data.batch_size"] in (32, 64, 128)
-        assert type(values["trainer.max_epochs"]) is int and values["trainer.max_epochs"] in (1, 2, 3)
+        assert type(values["trainer.max_epochs"]) is int and values["trainer.max_epochs"] in (1, 2, 3)  # range(1, 3)
         assert values["model.backbone.channels"] in ([16, 32], [32, 64])
         assert values["optimizer"] in ("adam", "sgd")
         study.tell(trial, values["optimizer.lr"])
 
 
 def test_float_range_values_stay_on_the_grid():
-    space = parse_space({"x": "range(0, 1, 0.1)"})
+    space = parse_space({"x": "range(0, 0.9, 0.1)"})  # 0.0, 0.1, ..., 0.9: stop included
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     seen = set()
     for _ in range(40):
@@ -174,18 +185,19 @@ def test_known_keys_accepts_config_keys_and_new_ones():
     ({"optimizer.lr": "interval(a, b)"}, {}, "not valid sweep grammar"),
     ({"optimizer.lr": "interval([1], 2)"}, {}, "not valid sweep grammar"),
     ({"optimizer.lr": "interval(0.5, 0.1)"}, {}, "needs low <= high"),
-    ({"trainer.max_epochs": "range(4, 1)"}, {}, "the range reaches no value"),
-    ({"trainer.max_epochs": "range(3, 3)"}, {}, "the range reaches no value"),
+    ({"trainer.max_epochs": "range(4, 1)"}, {}, "needs start <= stop (stop is included)"),
+    ({"trainer.max_epochs": "shuffle(range(3, 3))"}, {}, "reaches no value"),
+    ({"trainer.max_epochs": "int(interval(4, 1))"}, {}, "needs low <= high"),
+    ({"trainer.max_epochs": "tag(log, int(interval(0, 4)))"}, {}, "a log scale needs low > 0"),
     ({"optimizer.lr": "tag(log, interval(0, 0.1))"}, {},
      "sweep.params.optimizer.lr: tag(log, interval(0, 0.1)): a log scale needs low > 0"),
     ({"optimizer.lr": "tag(log, interval(-1, 0.1))"}, {}, "a log scale needs low > 0"),
-    ({"trainer.max_epochs": "tag(log, range(0, 4))"}, {}, "a log scale needs low > 0"),
-    ({"trainer.max_epochs": "tag(log, range(1, 9, 2))"}, {}, "a log scale over range() needs int bounds and step 1"),
+    ({"trainer.max_epochs": "tag(log, range(1, 100))"}, {}, "the Optuna sweeper plugin ignores tag(log, range(...))"),
     ({"trainer.max_epochs": "range(1, 4, 0)"}, {}, "the range step must be > 0"),
     ({"trainer.max_epochs": "range(4, 1, -1)"}, {}, "the range step must be > 0"),
     ({"x": "interval(0, inf)"}, {}, "must be finite"),
     ({"x": "tag(foo, interval(0, 1))"}, {}, "unknown tag foo"),
-    ({"x": "tag(log, choice(1, 2))"}, {}, "a log scale applies to interval() or range()"),
+    ({"x": "tag(log, choice(1, 2))"}, {}, "a log scale applies to interval() only"),
     ({"x": "choice(1, 1.0)"}, {}, "repeats an earlier one"),
     ({"x": "choice(choice(1, 2), 3)"}, {}, "a choice cannot hold another sweep"),
     ({"x": {1, 2}}, {}, "sweep.params.x: a set value cannot be an override"),
@@ -205,3 +217,77 @@ def test_bad_input_is_one_line_config_error(params, kwargs, message):
     assert message in text
     assert "\n" not in text
     assert text.startswith(f"sweep.params.{next(iter(params))}")
+
+
+# The plugin's older search_space form (create_optuna_distribution_from_config), rule by rule.
+@pytest.mark.parametrize("spec, expected", [
+    ({"type": "float", "low": 1e-4, "high": 1e-2}, FloatDistribution(1e-4, 1e-2)),
+    ({"type": "float", "low": 0, "high": 1}, FloatDistribution(0.0, 1.0)),
+    ({"type": "float", "low": 1e-4, "high": 1e-2, "log": True}, FloatDistribution(1e-4, 1e-2, log=True)),
+    ({"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "step": 0.5}, FloatDistribution(1e-4, 1e-2, log=True)),
+    ({"type": "float", "low": -5.5, "high": 5.5, "step": 0.5}, FloatDistribution(-5.5, 5.5, step=0.5)),
+    ({"type": "float", "low": 0, "high": 2, "step": 1}, FloatDistribution(0.0, 2.0, step=1.0)),
+    ({"type": "int", "low": 1, "high": 4}, IntDistribution(1, 4)),
+    ({"type": "int", "low": 0, "high": 10, "step": 5}, IntDistribution(0, 10, step=5)),
+    ({"type": "int", "low": 1.5, "high": 4.9}, IntDistribution(1, 4)),  # int() of each bound
+    ({"type": "int", "low": 16, "high": 256, "log": True}, IntDistribution(16, 256, log=True)),
+    ({"type": "int", "low": 16, "high": 256, "log": True, "step": 16}, IntDistribution(16, 256, log=True)),
+    ({"type": "categorical", "choices": [4, 2.5, "x y", True]}, CategoricalDistribution([4, 2.5, "x y", True])),
+])
+def test_legacy_search_space_maps_like_the_plugin(spec, expected):
+    space = parse_space(legacy_params({"x": spec}))
+    assert space.distributions == {"x": expected}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"type": "normal", "low": 0, "high": 1}, "hydra.sweeper.search_space.x.type=normal: allowed: int, float"),
+    ({"type": "float", "low": 0}, "needs numbers low and high"),
+    ({"type": "float", "lo": 0, "high": 1}, "unknown field(s) lo"),
+    ({"type": "categorical"}, "needs choices"),
+    ({"type": "categorical", "choices": [None, 1]}, "a null choice"),
+    (3, "expected a mapping"),
+])
+def test_legacy_search_space_bad_input(spec, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        legacy_params({"x": spec})
+
+
+CONFIG = {"i": 2, "f": 0.1, "b": True, "s": "mean", "l": [1, 2], "d": {"a": 1}, "n": None}
+
+
+def value_at(key):
+    return CONFIG.get(key, ABSENT)
+
+
+@pytest.mark.parametrize("key, text", [
+    ("i", "choice(1, 2, 3)"), ("i", "range(1, 4)"), ("i", "int(interval(1, 5))"), ("i", "tag(log, int(interval(1, 8)))"),
+    ("i", "7"), ("f", "interval(0, 1)"), ("f", "range(1, 4)"), ("f", "choice(1, 0.5)"), ("f", "3"),
+    ("b", "choice(true, false)"), ("s", "choice(mean, cls)"), ("s", "choice('1', 'true')"),
+    ("l", "choice([1], [2, 3])"), ("d", "choice({a: 1}, {a: 2})"), ("n", "choice(1, a, [2])"),
+    ("i", "null"), ("f", "${i}"), ("+new", "choice(1, a)"),
+])
+def test_values_that_fit_the_key(key, text):
+    parse_space({key: text}, value_at=value_at)
+
+
+@pytest.mark.parametrize("key, text, message", [
+    ("f", "choice(0.1, high)", "high does not fit f, which holds a number (0.1); allowed: numbers"),
+    ("f", "choice(0.1, true)", "true does not fit f, which holds a number (0.1)"),
+    ("i", "interval(1, 4)", "floats from 1.0 to 4.0 do not fit i, which holds an integer (2); allowed: integers"),
+    ("i", "range(1, 4.5)", "floats from 1.0 to 4.0 do not fit i"),
+    ("i", "choice(1, 2.5)", "2.5 does not fit i, which holds an integer (2)"),
+    ("i", "choice(1, '2')", "'2' does not fit i"),
+    ("b", "range(0, 1)", "integers from 0 to 1 do not fit b, which holds true or false (true); allowed: choice(true, false)"),
+    ("b", "choice(true, yes)", "yes does not fit b"),
+    ("s", "choice(mean, 3)", "3 does not fit s, which holds a string (mean); allowed: strings"),
+    ("s", "interval(0, 1)", "floats from 0.0 to 1.0 do not fit s"),
+    ("l", "choice([1], 2)", "2 does not fit l, which holds a list ([1,2]); allowed: lists"),
+    ("d", "choice({a: 1}, 1)", "1 does not fit d, which holds a mapping ({a:1})"),
+    ("f", "high", "high does not fit f"),
+    ("nope", "choice(1, 2)", "no such key in the composed config"),
+])
+def test_values_that_do_not_fit_the_key_are_refused(key, text, message):
+    with pytest.raises(ConfigError) as info:
+        parse_space({key: text}, value_at=value_at)
+    assert str(info.value).startswith(f"sweep.params.{key}: {text}: ") and message in str(info.value)
+    assert "\n" not in str(info.value)

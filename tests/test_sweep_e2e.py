@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -43,8 +44,9 @@ def states(study: optuna.Study) -> Counter:
 
 
 def test_every_trial_pruned_gives_exact_counts(tmp_path):
+    # The progress bar asked for here must stay out of the worker logs.
     done = run_cli("sweep", *SMOKE, "sweep.n_trials=4", "pruner=threshold", "sweep.pruner.lower=2.0",
-                   cwd=tmp_path)
+                   "trainer.enable_progress_bar=true", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert states(study_of(tmp_path)) == Counter({"PRUNED": 4})
     client, parents, children = mlflow_runs(tmp_path)
@@ -55,8 +57,17 @@ def test_every_trial_pruned_gives_exact_counts(tmp_path):
         # Stopped at once: one validation epoch of two, no test.
         assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 1
         assert "test/acc" not in run.data.metrics
+        # Pruned at a glance in the UI's run list, whose first column is the name.
+        assert re.fullmatch(r"trial-\d+ \[pruned\] .+", run.info.run_name), run.info.run_name
     assert parents[0].data.metrics["trials/pruned"] == 4
     assert "4 pruned" in done.stdout
+    # The closing hint: `sweeplab ui`, and the parent run's page in the UI's "Model training" view.
+    parent = parents[0]
+    assert "sweeplab ui" in done.stdout and "mlflow ui --backend-store-uri" not in done.stdout
+    assert (f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+            "?workflowType=machine_learning") in done.stdout
+    logs = [p.read_text() for p in (tmp_path / "mlruns" / "sweep-logs" / "digits_cnn").glob("worker-*.log")]
+    assert logs and not any("it/s" in log or "Epoch 0" in log for log in logs)
 
 
 def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
@@ -68,6 +79,12 @@ def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
     found = states(study)
     assert found["COMPLETE"] + found["PRUNED"] == 8 and found["RUNNING"] == 0
     assert len({t.user_attrs["sweeplab.worker"] for t in study.trials}) == 2
+    # Every trial's worker recorded its Optuna heartbeat (table of Optuna's RDB schema), without which
+    # a trial of a worker that died on another host is never failed and retried.
+    with sqlite3.connect(tmp_path / "S" / "optuna.db") as connection:
+        beating = {n for (n,) in connection.execute(
+            "select t.number from trials t join trial_heartbeats h on h.trial_id = t.trial_id")}
+    assert beating == {t.number for t in study.trials}
     client, (parent,), children = mlflow_runs(tmp_path)
     assert len(children) >= 8
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
@@ -95,6 +112,9 @@ def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
     again = run_cli("sweep", *SMOKE, "sweep.n_trials=8", "sweep.workers=2", f"sweep.storage={storage}",
                     "tracking.artifact_location=arts", cwd=tmp_path)
     assert again.returncode == 0 and parent.info.run_id in again.stdout
+    # Nothing on the terminal or in the logs about sweeplab's own use of Optuna (heartbeats) or MLflow.
+    logs = [p.read_text() for p in (tmp_path / "mlruns" / "sweep-logs" / "digits_cnn").glob("worker-*.log")]
+    assert not any("Warning" in text for text in [done.stderr, again.stderr, *logs]), done.stderr[-3000:]
     assert len(study_of(tmp_path, storage).trials) == len(study.trials)
     assert len(mlflow_runs(tmp_path)[1]) == 1
 
@@ -175,6 +195,7 @@ def test_nan_trials_fail_alone_and_too_many_failures_stop(tmp_path):
     (["sweep.storage=postgresql+psycopg2://sweeplab@127.0.0.1:{port}/none"], "unreachable"),
     (["sweep.storage=redis://x"], "sweep.storage"),
     (["sweep.n_trials=0"], "sweep.n_trials"),
+    (["sweep.resume=always"], "sweep.resume=always: use auto"),
 ])
 def test_bad_sweep_input_exits_2_and_writes_nothing(tmp_path, args, message):
     args = [a.format(port=free_port()) for a in args]

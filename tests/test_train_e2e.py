@@ -9,11 +9,13 @@ import sqlite3
 import subprocess
 import time
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+import sweeplab
 from conftest import SWEEPLAB, free_port, run_cli, runs_in, store_uri
 
 SMOKE = ["experiment=digits_cnn", "trainer=smoke"]
@@ -61,14 +63,25 @@ def test_metric_history_has_one_point_per_epoch(smoke_run):
 
 
 def test_tags_pin_down_what_ran(smoke_run):
-    _, run, _ = smoke_run
+    cwd, run, _ = smoke_run
     tags = run.data.tags
     assert tags["sweeplab.seed"] == "42"
     assert len(tags["sweeplab.data_fingerprint"]) == 16
     assert tags["sweeplab.command"].startswith("sweeplab train experiment=digits_cnn")
     for package in ("torch", "pytorch-lightning", "mlflow", "hydra-core", "optuna"):
         assert tags[f"sweeplab.version.{package}"]
-    assert tags["sweeplab.git.dirty"] in ("true", "false")
+    # The run's folder is no git checkout, so the run recorded the checkout of the code it ran.
+    checkout = Path(sweeplab.__file__).parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    assert tags["sweeplab.git.dirty"] == str(dirty).lower()
+    names = {a.path for a in MlflowClient(store_uri(cwd)).list_artifacts(run.info.run_id)}
+    assert ("git.patch" in names) == dirty
 
 
 def test_artifacts_and_model(smoke_run):

@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     register = commands.add_parser("register", help="register a run's model (or a sweep's best) as NAME@champion")
     register.add_argument("run_id", metavar="RUN_ID")
     register.add_argument("name", metavar="NAME")
-    ui = commands.add_parser("ui", help="the MLflow UI on this store")
+    ui = commands.add_parser("ui", help="the MLflow UI on this store, opened on the latest experiment's runs")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--open", action="store_true", help="also open the printed URL in a web browser")
     dashboard = commands.add_parser("dashboard", help="optuna-dashboard on a sweep's study (pip install 'sweeplab[dashboard]')")
     dashboard.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="sweep=NAME and sweep overrides")
     dashboard.add_argument("--config-dir", action="append", default=[], metavar="DIR")
@@ -97,17 +98,43 @@ def _train(args) -> int:
         cfg = compose_config(args.overrides, args.config_dir)
         if args.print_config:
             print(hide_passwords(to_yaml(cfg)), end="")
+            from sweeplab.extras import describe_optimizer_groups
+            print(f"# {describe_optimizer_groups(cfg.model)}")   # a YAML comment: the output stays YAML
             return 0
         from sweeplab.experiment import run_experiment
         result = run_experiment(cfg, overrides=args.overrides)
     except ConfigError as e:
         print(f"sweeplab: error: {e}", file=sys.stderr)
         return 2
-    width = max(map(len, result.metrics), default=0)
-    for name in sorted(result.metrics):
-        print(f"{name:<{width}}  {result.metrics[name]:.6g}")
+    from sweeplab.tracking import links, store
+
+    uri = store.tracking_uri(cfg.tracking.uri)
+    client = store.open_client(uri)
+    shown = {name: f"{value:.6g}" for name, value in result.metrics.items()}
+    if "train/lr" in shown:
+        shown["train/lr"] = _lr_range(cfg, [m.value for m in client.get_metric_history(result.run_id, "train/lr")])
+    width = max(map(len, shown), default=0)
+    for name in sorted(shown):
+        print(f"{name:<{width}}  {shown[name]}")
     print(f"MLflow run {result.run_id} ({result.state})")
+    print(links.run_hint(uri, client.get_run(result.run_id).info.experiment_id, result.run_id))
     return 0
+
+
+def _lr_range(cfg, history: list[float]) -> str:
+    """The learning rate as a range when a schedule moved it (`0 to 0.001 (cosine; last 0)`): its last
+    value alone, 0 at the end of a cosine schedule, would look like a fault."""
+    values = list(history)
+    scheduler = str((cfg.get("scheduler") or {}).get("_target_") or "").rpartition(".")[2]
+    start = (cfg.get("optimizer") or {}).get("lr")
+    if scheduler and isinstance(start, (int, float)):
+        values.append(float(start))   # where the schedule starts (cosine) or peaks (one-cycle)
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    if low == high:
+        return f"{high:.6g}"
+    return f"{low:.6g} to {high:.6g} ({scheduler or 'scheduled'}; last {history[-1]:.6g})"
 
 
 def _sweep(args) -> int:
@@ -160,6 +187,10 @@ def _reporting(command):
 
 @_reporting
 def _reproduce(args, uri: str) -> int:
+    from sweeplab.tracking import store
+
+    if store.run_exists(uri, args.run_id) is False:   # a mistyped id is told at once, before MLflow loads
+        raise store.no_such_run(args.run_id, uri)
     from sweeplab.reproduce import reproduce
     return reproduce(args.run_id, uri, args.check, args.tolerance)
 
@@ -193,15 +224,66 @@ def _register(args, uri: str) -> int:
 
 @_reporting
 def _ui(args, uri: str) -> int:
-    from sweeplab.tracking.secrets import hide_passwords
+    import signal
+    import subprocess
+    import webbrowser
 
+    from sweeplab.tracking import links
+    from sweeplab.tracking.store import open_client
+
+    base = links.ui_base(uri, args.host, args.port)
+    experiment = links.latest_experiment(open_client(uri))
+    url = links.experiment_url(base, experiment) if experiment else links.experiments_url(base)
     if not uri.startswith("sqlite:"):
-        print(f"runs are on the server {hide_passwords(uri)}: open it in a browser")
+        print(f"runs are on the server {base}: {url}")
+        if args.open:
+            webbrowser.open(url)
         return 0
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port)]
-    os.execv(sys.executable, command)
+    print(f"MLflow UI for {uri}: {url} (Ctrl-C stops it)", flush=True)
+    # MLflow's server imports a Starlette module that Starlette has deprecated: a warning per worker
+    # process about nothing the user did.
+    quiet = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:starlette.middleware.wsgi is deprecated"]))
+    # In a process group of its own, so that all of it stops with this command: MLflow's job runner
+    # may still be starting its consumers when Ctrl-C comes, and those would outlive the server.
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                               "--host", args.host, "--port", str(args.port)],
+                              env={**os.environ, "PYTHONWARNINGS": quiet}, start_new_session=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.open and _answers(base, server):
+            webbrowser.open(url)
+        return server.wait()
+    except KeyboardInterrupt:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        raise
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGKILL)   # whatever of it is left
+        except ProcessLookupError:
+            pass
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _answers(base: str, server, timeout: float = 120) -> bool:
+    """Wait until the server at `base` answers (True), or it exited or took too long (False)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2).close()
+            return True
+        except OSError:
+            time.sleep(0.5)
+    return False
 
 
 def _dashboard(args) -> int:

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -23,6 +24,12 @@ class Comparison:
     metric: str
     maximize: bool
     runs: list[Run]
+    # run id -> the value it is ranked and shown by, where that is not its last `metric`: a sweep
+    # with `sweep.objective=best` ranks each trial by its best epoch, as Optuna does.
+    values: dict[str, float] = field(default_factory=dict)
+
+    def value(self, run: Run) -> float | None:
+        return self.values.get(run.info.run_id, run.data.metrics.get(self.metric))
 
 
 def find(client: MlflowClient, target: str) -> Comparison:
@@ -33,7 +40,11 @@ def find(client: MlflowClient, target: str) -> Comparison:
         maximize = parent.data.params.get("sweep.direction", "maximize").split(",")[0] == "maximize"
         children = client.search_runs([parent.info.experiment_id],
                                       f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-        return Comparison(f"sweep {parent.info.run_name} (parent run {parent.info.run_id})", metric, maximize, children)
+        # A sweep made before sweep.objective existed reported each trial's last epoch.
+        best = parent.data.params.get("sweep.objective", "last") == "best"
+        values = _best_epochs(client, children, metric, maximize) if best else {}
+        return Comparison(f"sweep {parent.info.run_name} (parent run {parent.info.run_id})", metric, maximize,
+                          children, values)
     experiment = client.get_experiment_by_name(target)
     if experiment is None:
         names = sorted(e.name for e in client.search_experiments())
@@ -43,6 +54,16 @@ def find(client: MlflowClient, target: str) -> Comparison:
     first = runs[0].data.params if runs else {}
     return Comparison(f"experiment {target}", first.get("monitor.metric", "val/acc"),
                       first.get("monitor.mode", "max") == "max", runs)
+
+
+def _best_epochs(client: MlflowClient, runs: list[Run], metric: str, maximize: bool) -> dict[str, float]:
+    """Each run's best value of `metric` over its history (one read a run)."""
+    found = {}
+    for run in runs:
+        history = [m.value for m in client.get_metric_history(run.info.run_id, metric) if math.isfinite(m.value)]
+        if history:
+            found[run.info.run_id] = max(history) if maximize else min(history)
+    return found
 
 
 def _parent_run(client: MlflowClient, target: str) -> Run | None:
@@ -71,7 +92,7 @@ def rows(comparison: Comparison, top: int) -> tuple[list[str], list[dict]]:
         # Complete runs first, then pruned ones (stopped early), then failed or running ones.
         state = run.data.tags.get("optuna.state", run.info.status)
         rank = 0 if state in ("COMPLETE", "FINISHED") else 1 if state == "PRUNED" else 2
-        value = run.data.metrics.get(comparison.metric)
+        value = comparison.value(run)
         return (rank, value is None or math.isnan(value), sign * (value or 0.0))
 
     table = []
@@ -79,13 +100,15 @@ def rows(comparison: Comparison, top: int) -> tuple[list[str], list[dict]]:
         end = run.info.end_time or run.info.start_time
         table.append({"run_id": run.info.run_id, "name": run.info.run_name,
                       "state": run.data.tags.get("optuna.state", run.info.status),
-                      comparison.metric: run.data.metrics.get(comparison.metric),
+                      comparison.metric: comparison.value(run),
                       "seconds": round((end - run.info.start_time) / 1000, 1),
                       **{k: run.data.params.get(k) for k in varying}})
     return ["run_id", "name", "state", comparison.metric, "seconds", *varying], table
 
 
-def render(columns: list[str], table: list[dict], fmt: str) -> str:
+def render(columns: list[str], table: list[dict], fmt: str, width: int | None = None) -> str:
+    """The table as text for a terminal `width` columns wide ($COLUMNS, else the terminal's, else 100),
+    as csv, or as json."""
     if fmt == "json":
         return json.dumps(table, indent=2)
     if fmt == "csv":
@@ -94,11 +117,49 @@ def render(columns: list[str], table: list[dict], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(table)
         return out.getvalue().rstrip("\n")
-    cells = [[_cell(row.get(c)) for c in columns] for row in table]
-    widths = [max(len(x) for x in [c, *(r[i] for r in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in cells]
+    return _wrapped(columns, table, width or shutil.get_terminal_size((100, 24)).columns)
+
+
+def _wrapped(columns: list[str], table: list[dict], width: int) -> str:
+    """Ranked rows (#) in blocks of columns that each fit `width`: run id, name, state, metric and seconds
+    first, then the params. A trial's name is shown up to its first space (its params have columns), and a
+    param whose values equal an earlier one's in every row (an interpolation) is named under the table."""
+    short = {"name": lambda v: str(v).split(" ")[0] if v else v}
+    cells = {c: [_cell(short.get(c, lambda v: v)(row.get(c))) for row in table] for c in columns}
+    kept, same = [], []
+    for c in columns:
+        twin = next((k for k in kept if k not in columns[:5] and cells[k] == cells[c]), None)
+        if twin is None or c in columns[:5]:
+            kept.append(c)
+            continue
+        shown, hidden = sorted((twin, c), key=lambda k: (k.count("."), len(k)))   # the key users set
+        kept[kept.index(twin)] = shown
+        same.append(f"{hidden} = {shown}")
+    ranks = [str(i + 1) for i in range(len(table))]
+    blocks, block = [], []
+    for c in kept:
+        wanted = [*block, c]
+        if block and sum(_width(x, cells[x]) + 2 for x in wanted) + len(str(len(table))) > width:
+            blocks.append(block)
+            wanted = [c]
+        block = wanted
+    blocks.append(block)
+    lines = []
+    for block in blocks:
+        header = ["#", *block]
+        widths = [max(len(r) for r in ["#", *ranks]), *(_width(c, cells[c]) for c in block)]
+        if lines:
+            lines.append("")
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+        for i, rank in enumerate(ranks):
+            lines.append("  ".join(x.ljust(w) for x, w in zip([rank, *(cells[c][i] for c in block)], widths)).rstrip())
+    if same:
+        lines.append(f"(same values: {'; '.join(same)})")
     return "\n".join(lines)
+
+
+def _width(column: str, values: list[str]) -> int:
+    return max(len(x) for x in [column, *values])
 
 
 def _cell(value) -> str:
@@ -117,18 +178,23 @@ def plot(comparison: Comparison, columns: list[str], table: list[dict], path: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    axes_names = [c for c in columns[5:] if all(_number(r.get(c)) is not None for r in table)]
-    axes_names.append(comparison.metric)
+    numeric = [c for c in columns[5:] if all(_number(r.get(c)) is not None for r in table)]
+    # A param that only repeats another (model.backbone.dropout: ${model.dropout}) gets no axis of its own.
+    axes_names = [c for c in sorted(numeric, key=lambda k: (k.count("."), len(k)))
+                  if not any([r.get(k) for r in table] == [r.get(c) for r in table]
+                             for k in numeric if (k.count("."), len(k)) < (c.count("."), len(c)))]
+    axes_names = [c for c in numeric if c in axes_names] + [comparison.metric]
     scored = [r for r in table if _number(r.get(comparison.metric)) is not None]
     if not scored:
         raise ConfigError("no run has the metric to plot")
     values = [[_number(r[c]) for c in axes_names] for r in scored]
+    ends = [(min(v[i] for v in values), max(v[i] for v in values)) for i in range(len(axes_names))]
     for i in range(len(axes_names) - 1):
         column = [v[i] for v in values]
         if min(column) > 0 and max(column) / min(column) >= 100:  # lr, weight decay: log scale
             for v in values:
                 v[i] = math.log10(v[i])
-            axes_names[i] = f"log10 {axes_names[i]}"
+            axes_names[i] = f"{axes_names[i]} (log scale)"
     lows = [min(v[i] for v in values) for i in range(len(axes_names))]
     highs = [max(v[i] for v in values) for i in range(len(axes_names))]
     scores = [v[-1] for v in values]
@@ -139,7 +205,16 @@ def plot(comparison: Comparison, columns: list[str], table: list[dict], path: st
         ys = [(x - lo) / ((hi - lo) or 1.0) for x, lo, hi in zip(v, lows, highs)]
         axes.plot(range(len(axes_names)), ys, color=colormap((score - min(scores)) / spread), alpha=0.8)
     axes.set_xticks(range(len(axes_names)), axes_names, rotation=20)
-    axes.set_yticks([])
+    axes.set_yticks([0, 1], ["lowest", "highest"])
+    axes.set_ylim(-0.08, 1.08)
+    for i, (lo, hi) in enumerate(ends):   # each axis's own scale, at its ends
+        axes.axvline(i, color="0.85", zorder=0)
+        axes.annotate(f"{hi:.4g}", (i, 1), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8)
+        axes.annotate(f"{lo:.4g}", (i, 0), xytext=(0, -12), textcoords="offset points", ha="center", fontsize=8)
+    axes.set_xlabel("parameter (varying across these runs), then the metric")
+    axes.set_ylabel("value on each axis's own scale (its range printed at the ends)")
+    colours = plt.cm.ScalarMappable(cmap=colormap, norm=plt.Normalize(min(scores), max(scores)))
+    figure.colorbar(colours, ax=axes, label=comparison.metric)
     axes.set_title(f"{comparison.title}: top {len(scored)} by {comparison.metric}")
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from sweeplab.errors import ConfigError
+from sweeplab.plugin_sweeper import to_sweep_node, uses_plugin
 
 
 def package_config_dir() -> Path:
@@ -54,13 +57,18 @@ def compose_with_choices(overrides: list[str], config_dirs: list[str] = ()) -> t
     _register_sweeps(tuple(config_dirs))
     searchpath = [_searchpath_entry(d) for d in config_dirs]
     hydra_overrides = [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
-    full = _compose(overrides + hydra_overrides, return_hydra_config=True)
+    try:
+        full = _compose(overrides + hydra_overrides, return_hydra_config=True)
+    except ConfigError as e:
+        raise ConfigError(_suggest(str(e), parsed, hydra_overrides, config_dirs)) from None
     groups = set(full.hydra.runtime.choices)
     # Compose again with only the group choices, to learn the type each overridden key had.
     group_overrides = [o.input_line for o in parsed if o.key_or_group in groups]
     base = _defaults_for(tuple(group_overrides + hydra_overrides))
     choices = OmegaConf.to_container(full.hydra.runtime.choices)
     with open_dict(full):
+        if uses_plugin(choices):  # a file for the Hydra Optuna sweeper plugin: its hydra.sweeper is the sweep
+            full.sweep = to_sweep_node(full, choices)
         del full["hydra"]
     for override in parsed:
         if override.key_or_group in groups or override.is_delete():
@@ -142,12 +150,47 @@ def _explain(error: Exception) -> str:
         names = names.split("Config search path")[0]
         choices = ", ".join(n.strip() for n in names.split() if n.strip())
         missing = head.split("Could not find")[-1].strip().splitlines()[0]
-        return f"unknown config option {missing}; available in{group}: {choices}"
+        close = difflib.get_close_matches(missing.strip("'").rpartition("/")[2], choices.split(", "), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"unknown config option {missing}{hint}; available in{group}: {choices}"
     if "Key '" in text and "is not in struct" in text or "Could not override" in text:
         key = text.split("'")[1] if "'" in text else text
         return (f"unknown config key '{key}'; print the config with `sweeplab train --print-config` "
                 f"to see the keys, or add a new one with +{key}=VALUE")
     return _one_line(text)
+
+
+def _suggest(message: str, parsed, hydra_overrides: list[str], config_dirs) -> str:
+    """An unknown key's message, with the closest existing key or group when there is one
+    (`optimzer=sgd`: did you mean optimizer?), or the sweep a `sweep.*` key needs."""
+    found = re.match(r"unknown config key '([^']+)'", message)
+    if not found:
+        return message
+    key = found.group(1)
+    chosen = {o.key_or_group for o in parsed}
+    if key.split(".")[0] == "sweep" and "sweep" not in chosen:
+        value = next((o.input_line.partition("=")[2] for o in parsed if o.key_or_group == key), "VALUE")
+        names = sorted({p.stem for folder in sweep_dirs(config_dirs) for p in folder.glob("*.yaml")})
+        return f"{key}={value} needs a sweep: pass sweep=NAME too (sweeps: {', '.join(names)})"
+    try:
+        defaults = _compose(hydra_overrides, return_hydra_config=True)
+        groups = {g for g in defaults.hydra.runtime.choices if not g.startswith("hydra")}
+        chosen_groups = [o.input_line for o in parsed if o.key_or_group in groups]
+        keys = set(_dotted_keys(OmegaConf.to_container(_defaults_for(tuple(chosen_groups + hydra_overrides)))))
+    except ConfigError:
+        return message
+    close = difflib.get_close_matches(key, groups | keys, n=1, cutoff=0.75)
+    if not close:
+        return message
+    kind = f" (the config group: {close[0]}=NAME)" if close[0] in groups else ""
+    return f"unknown config key '{key}'; did you mean {close[0]}?{kind}"
+
+
+def _dotted_keys(node, prefix: str = ""):
+    for name, value in node.items():
+        yield f"{prefix}{name}"
+        if isinstance(value, dict):
+            yield from _dotted_keys(value, f"{prefix}{name}.")
 
 
 def _one_line(text: str) -> str:

@@ -24,9 +24,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from sweeplab import __version__, ranks
-from sweeplab.errors import ConfigError, cause_line
+from sweeplab import __version__, extras, ranks
+from sweeplab.config_callbacks import from_config
+from sweeplab.errors import ConfigError, explain_instantiation
+from sweeplab.monitor_check import MonitorCheck
 from sweeplab.tracking import provenance, store
 from sweeplab.tracking.epoch_stats import EpochStats
 from sweeplab.tracking.figures import LogFigures
@@ -108,6 +111,7 @@ def _run(cfg: DictConfig, parts: _Parts, recorder: NoRecorder, handoff: dict,
     except StopRun as stop:
         recorder.set_tags({"sweeplab.stopped": stop.state, "sweeplab.stop_reason": str(stop)[:MAX_TAG_LENGTH],
                            **agreement.tags()})
+        recorder.mark_stopped(stop.state)
         recorder.close("FINISHED")
         return Result(recorder.run_id, stop.state, recorder.last)
     except (KeyboardInterrupt, SystemExit):
@@ -125,7 +129,11 @@ def _fit_and_test(cfg: DictConfig, parts: _Parts, recorder: NoRecorder, agreemen
     parts.trainer.fit(parts.module, datamodule=parts.datamodule)
     recorder.set_tags(agreement.tags())
     best = parts.checkpoint.best_model_path or None
-    parts.trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, verbose=False)
+    if is_overridden("test_step", parts.module) and is_overridden("test_dataloader", parts.datamodule):
+        parts.trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, verbose=False)
+    elif best:   # no test (a module or data module without one): the model exported is still the best epoch's
+        saved = torch.load(best, map_location=parts.module.device, weights_only=False)
+        parts.module.load_state_dict(saved["state_dict"])
     recorder.log_outputs(cfg, best, parts.module, parts.datamodule)
 
 
@@ -165,24 +173,32 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
     torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         datamodule = instantiate(cfg.data)
-        module = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer),
-                             scheduler=instantiate(cfg.scheduler))
+        # Only a module that names `optimizer`/`scheduler` parameters gets those groups; any other
+        # LightningModule makes its own in configure_optimizers.
+        groups = {name: instantiate(cfg[name]) for name in extras.optimizer_groups(cfg.model)
+                  if cfg.get(name) is not None}
+        module = instantiate(cfg.model, **groups)
     except InstantiationException as e:
-        raise ConfigError(cause_line(e)) from None
+        raise ConfigError(explain_instantiation(e, cfg)) from None
+    config_callbacks = from_config(cfg)
     try:
+        if not ranks.is_follower():   # Lightning's order: download (once per machine), then set up
+            datamodule.prepare_data()
         datamodule.setup("fit")
     except (ValueError, OSError) as e:
         raise ConfigError(str(e)) from None
     workdir = Path(tempfile.mkdtemp(prefix="sweeplab-"))
     checkpoint = ModelCheckpoint(dirpath=workdir / "checkpoints", filename="best",
                                  monitor=cfg.monitor.metric, mode=cfg.monitor.mode, save_top_k=1)
+    monitor = MonitorCheck(cfg.monitor.metric, str(cfg.model.get("_target_")))
     try:
         trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(workdir),
-                              callbacks=[checkpoint, EpochStats(), LogFigures(), *callbacks])
+                              callbacks=[checkpoint, EpochStats(), LogFigures(), monitor, *config_callbacks,
+                                         *callbacks])
         ranks.processes_needed(trainer)
     except InstantiationException as e:
         shutil.rmtree(workdir, ignore_errors=True)
-        raise ConfigError(cause_line(e)) from None
+        raise ConfigError(explain_instantiation(e, cfg)) from None
     except ConfigError:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -198,7 +214,10 @@ def _provenance(cfg: DictConfig, datamodule) -> tuple[dict[str, str], str]:
         "sweeplab.version": __version__,
         "sweeplab.command": provenance.command_line(),
         "sweeplab.seed": str(cfg.seed),
-        "sweeplab.data_fingerprint": str(getattr(datamodule, "fingerprint", None)),
+        # "none": the data module offers no fingerprint (see sweeplab.extras.Fingerprinted).
+        "sweeplab.data_fingerprint": str((datamodule.fingerprint if isinstance(datamodule, extras.Fingerprinted)
+                                          else None) or "none"),
+        "sweeplab.optimizer_groups": ",".join(extras.optimizer_groups(cfg.model)) or "none",
         "sweeplab.git.dirty": str(dirty).lower(),
         "sweeplab.torch_threads": str(torch.get_num_threads()),
         **{f"sweeplab.version.{name}": v for name, v in provenance.versions().items()},

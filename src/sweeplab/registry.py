@@ -16,8 +16,12 @@ def register(client: MlflowClient, run_id: str, name: str) -> str:
     """Register and alias; returns "NAME/VERSION". A sweep's parent run gets a link to it."""
     run = lookup.training_run(client, run_id)
     mlflow.set_tracking_uri(client.tracking_uri)
+    # MLflow 3 keeps a run's model as a logged model (models:/m-...); registering it by its runs:/ path
+    # works only through a fallback that logs a warning.
+    outputs = run.outputs.model_outputs if run.outputs else []
+    source = f"models:/{outputs[-1].model_id}" if outputs else f"runs:/{run.info.run_id}/model"
     try:
-        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+        version = mlflow.register_model(source, name)
     except MlflowException as e:
         raise ConfigError(f"run {run.info.run_id} has no model to register ({str(e).splitlines()[0]}); "
                           "train with tracking.log_model=true") from None

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import open_dict
 
 from sweeplab.errors import ConfigError
-from sweeplab.experiment import Result, run_experiment
 from sweeplab.tracking import lookup, provenance, store
+
+if TYPE_CHECKING:
+    from sweeplab.experiment import Result
 
 # Wall-clock figures differ on every run; they are not part of what must reproduce.
 UNTIMED = ("seconds", "per_second", "system/")
@@ -30,6 +33,9 @@ def reproduce(run_id: str, uri: str, check: bool, tolerance: float) -> int:
     _warn_about_code(tags)
     _match_threads(tags)
     print(f"reproducing run {original.info.run_id} ({original.info.run_name})", flush=True)
+    # torch and Lightning are imported once the run is known to be one that can be rerun.
+    from sweeplab.experiment import run_experiment
+
     result = run_experiment(cfg, tags={"sweeplab.reproduces": original.info.run_id},
                             run_name=f"reproduce-{original.info.run_name}")
     return _compare(original.data.metrics, result, check, tolerance)

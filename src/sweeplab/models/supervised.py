@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
+from sweeplab.extras import ExampleInput
+
 FIGURE_EXAMPLES = 4   # validation examples the backbone's figures show
 
 
@@ -100,7 +102,7 @@ class SupervisedModule(pl.LightningModule):
         """Figures the backbone draws (e.g. a Transformer's attention) for a few validation examples,
         labelled with the data's words when it can decode them; {} when the backbone draws none."""
         draw = getattr(self.backbone, "figures", None)
-        if draw is None or not hasattr(datamodule, "example_input"):
+        if draw is None or not isinstance(datamodule, ExampleInput):
             return {}
         x = datamodule.example_input(FIGURE_EXAMPLES).to(self.device)
         words = datamodule.decode(x) if hasattr(datamodule, "decode") else None

@@ -23,7 +23,7 @@ from sweeplab.sweep.settings import SweepSettings, read_settings
 from sweeplab.sweep.join import join, tidy as _tidy
 from sweeplab.sweep.storage import check_storage
 from sweeplab.sweep.worker_env import DEADLINE_ENV, EXIT_TOO_MANY_FAILURES, THREADS_ENV, WORKER_INDEX_ENV
-from sweeplab.tracking import store
+from sweeplab.tracking import links, store
 from sweeplab.tracking.secrets import hide_passwords
 
 
@@ -65,6 +65,13 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
     if left > 0:
         print(plan.describe(), flush=True)
         code = _run_workers(study, settings, overrides, config_dirs, plan, client, parent_run_id)
+        if code == 130:  # the summary counts what the storage holds, not what an interrupted read saw
+            study = studies.reload(settings)
+        if code == 0 and not studies.counts(study)["finished"]:
+            # Every trial failed, or none started before the timeout: not a success, whatever stopped it.
+            print(f"sweeplab: no trial of study {settings.study_name} finished; the workers' logs are in "
+                  f"{Path('mlruns') / 'sweep-logs' / settings.study_name}", file=sys.stderr)
+            code = 1
         status = {0: "FINISHED", 130: "KILLED"}.get(code, "FAILED")
     _tidy(client, study, parent_run_id)
     report.record_on_parent(client, parent_run_id, study, settings)
@@ -75,7 +82,8 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
 
         link = register(client, parent_run_id, settings.register_as)
         print(f"registered the best trial's model as {link} ({settings.register_as}@{ALIAS})")
-    print(f"parent run {parent_run_id}; open the UI with: mlflow ui --backend-store-uri {hide_passwords(uri)}")
+    print(f"parent run {parent_run_id}, the trials nested under it")
+    print(links.run_hint(uri, client.get_run(parent_run_id).info.experiment_id, parent_run_id))
     return code
 
 
@@ -122,6 +130,10 @@ def _run_workers(study, settings: SweepSettings, overrides, config_dirs, plan: p
                         print(f"\nsweeplab: worker {index} died (exit {returned}); its trial will be "
                               f"retried; restarting it", file=sys.stderr)
                         workers[index] = start(index)
+                    elif left > 0:
+                        code = 1
+                        print(f"\nsweeplab: worker {index} died (exit {returned}) after {restarts} restarts; "
+                              f"not restarting it; see {logs / f'worker-{index}.log'}", file=sys.stderr)
         # Trials still running in `sweeplab worker`s elsewhere: wait for them, so the summary has them
         # (a dead one's trial turns FAIL after the heartbeat grace period).
         while code == 0 and studies.counts(study)["RUNNING"]:
@@ -133,7 +145,8 @@ def _run_workers(study, settings: SweepSettings, overrides, config_dirs, plan: p
     except KeyboardInterrupt:
         _stop(workers.values())
         progress.close()
-        print("sweeplab: interrupted; rerun the same command to resume", file=sys.stderr)
+        print("sweeplab: interrupted; rerun the same command to resume (an interrupted trial runs again "
+              "with the same params)", file=sys.stderr)
         return 130
     return code
 

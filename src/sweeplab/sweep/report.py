@@ -107,7 +107,8 @@ def summary(study: optuna.Study, settings: SweepSettings, top: int = 5) -> str:
              f"{found['FAIL']} failed (n_trials={settings.n_trials})"]
     best = ranked(study)[:top]
     if not best:
-        return "\n".join(lines + ["no trial completed"])
+        pruned = f": all {found['PRUNED']} finished trials were pruned" if found["PRUNED"] else ""
+        return "\n".join(lines + [f"no trial completed{pruned}"])
     keys = list(settings.space.distributions)
     header = ["trial", *settings.metrics, *keys]
     rows = [[str(t.number), *(f"{v:.4g}" for v in t.values), *(_short(t.params.get(k)) for k in keys)]

@@ -11,10 +11,12 @@ from optuna.distributions import CategoricalDistribution
 
 from sweeplab.errors import ConfigError, cause_line
 from sweeplab.sweep.placement import AUTO
-from sweeplab.sweep.space import SearchSpace, parse_space
+from sweeplab.sweep.space import ABSENT, SearchSpace, parse_space
 from sweeplab.sweep.storage import StorageSpec, parse_storage
 
 DIRECTIONS = ("maximize", "minimize")
+OBJECTIVES = ("best", "last")   # a trial's value: its best epoch's sweep.metric, or its last (sweep/objective.py)
+RESUME = ("auto", "force")
 
 
 @dataclass
@@ -34,6 +36,8 @@ class SweepSettings:
     artifact_location: str | None = None   # tracking.artifact_location, for the sweep's experiment
     devices_per_trial: int = 1         # GPUs each trial runs on (on CPU: processes, e.g. trainer=ddp_cpu)
     gpus: list[str] | None = None      # the GPUs local workers may use; set by the driver's checks
+    objective: str = "best"            # best or last: which epoch's sweep.metric a trial reports
+    resume: str = "auto"               # auto: continue only a study of the same definition; force: any
 
     @property
     def multi_objective(self) -> bool:
@@ -74,11 +78,20 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
             also = {"workers": ", or auto (one per devices_per_trial GPUs; on CPU one per 2 cores)",
                     "devices_per_trial": " (the GPUs each trial runs on)"}.get(key, "")
             raise ConfigError(f"sweep.{key}={value}: must be an integer of at least {low}{also}")
+    objective = node.get("objective") or "best"
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"sweep.objective={objective}: must be best (the best epoch's sweep.metric, "
+                          "in sweep.direction) or last (the last epoch's)")
     if node.timeout is not None and (not isinstance(node.timeout, (int, float)) or node.timeout <= 0):
         raise ConfigError(f"sweep.timeout={node.timeout}: must be a number of seconds > 0, or null")
+    resume = node.get("resume") or "auto"
+    if resume not in RESUME:
+        raise ConfigError(f"sweep.resume={resume}: use auto (continue a study only when this sweep made it: "
+                          "same space, sampler, pruner, metric and overrides) or force (continue it anyway)")
     groups = {g for g in choices if not g.startswith("hydra")} - {"sweep"}
     space = parse_space(node.params or {}, groups=groups,
-                        known_keys=lambda key: OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT)
+                        value_at=lambda key: OmegaConf.select(cfg, key, default=ABSENT,
+                                                              throw_on_resolution_failure=False))
     if not space.distributions:
         raise ConfigError("sweep.params samples nothing; give at least one choice(), range() or interval()")
     settings = SweepSettings(
@@ -86,13 +99,13 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
         n_trials=node.n_trials, workers=node.workers, timeout=node.timeout,
         max_consecutive_failures=node.max_consecutive_failures, storage=parse_storage(node.storage),
         space=space, sampler_cfg=node.sampler, pruner_cfg=node.pruner, register_as=node.get("register_as"),
-        artifact_location=cfg.tracking.get("artifact_location"), devices_per_trial=node.get("devices_per_trial", 1))
+        artifact_location=cfg.tracking.get("artifact_location"), devices_per_trial=node.get("devices_per_trial", 1),
+        objective=objective,
+        resume=resume)
     settings.sampler()
     settings.pruner()
     return settings
 
-
-_ABSENT = object()
 
 
 def _grid(space: SearchSpace) -> dict[str, list]:

@@ -1,32 +1,42 @@
 """A sweep's search space: Hydra sweep grammar in, Optuna distributions and override strings out.
 
-Each entry of a sweep's ``params:`` block is written as the hydra-optuna-sweeper plugin wrote it:
+Each entry of a sweep's ``params:`` block means exactly what it means to the Hydra Optuna sweeper plugin
+(``create_optuna_distribution_from_override`` in hydra_plugins/hydra_optuna_sweeper/_impl.py):
 
     optimizer.lr: tag(log, interval(1e-4, 1e-1))        -> FloatDistribution(0.0001, 0.1, log=True)
+    model.dropout: interval(0, 0.5)                     -> FloatDistribution(0.0, 0.5)   (Hydra makes the bounds floats)
+    model.width: int(interval(16, 256))                 -> IntDistribution(16, 256)
+    data.batch_size: tag(log, int(interval(16, 256)))   -> IntDistribution(16, 256, log=True)
+    trainer.max_epochs: range(1, 4)                     -> IntDistribution(1, 4)         (stop is INCLUDED)
+    model.width: range(16, 64, 16)                      -> IntDistribution(16, 64, step=16)
+    model.l2: range(0, 1, 0.25)                         -> FloatDistribution(0.0, 1.0, step=0.25)
     data.batch_size: choice(32, 64, 128)                -> CategoricalDistribution((32, 64, 128))
+    model.depth: shuffle(range(1, 4))                   -> CategoricalDistribution((1, 2, 3))  (Hydra's range: stop excluded)
     model.backbone.channels: choice([16, 32], [32, 64]) -> CategoricalDistribution(("[16,32]", "[32,64]"))
-    trainer.max_epochs: range(1, 4)                     -> IntDistribution(1, 3)
     optimizer: choice(adam, sgd)                        -> a config group choice
     model.l1: 0.001                                     -> fixed: the same override in every trial
 
-The mapping follows the plugin's ``create_optuna_distribution_from_override``, except:
+- ``range(start, stop[, step])`` is Int/FloatDistribution(start, stop, step): a float among the three makes
+  it a FloatDistribution. When stop is off the grid, high is the last grid value below it (Optuna's rule).
+- ``shuffle(...)`` makes a categorical of the values Hydra's iteration gives (for a range: stop excluded),
+  kept in the order written: the plugin's random order cannot be resumed by several workers.
+- A list or dict choice is stored as the plugin stores it: its override text ("[16,32]").
 
-- ``range(start, stop[, step])`` keeps Hydra's meaning: stop is EXCLUSIVE (``range(1, 4)`` is 1, 2, 3),
-  so the distribution's high is the last value the range reaches, not stop. It is an IntDistribution
-  when start, stop and step are all ints, else a FloatDistribution with that step.
-  ``tag(log, range(a, b))`` is an int log scale (Optuna allows a log scale only with step 1).
-- ``interval(low, high)`` is always a FloatDistribution: Hydra makes interval bounds floats.
-- Optuna's storage holds only None/bool/int/float/str, so a list or dict choice is stored as its
-  override text ("[16,32]") and written back verbatim; scalar choices are stored as themselves.
-- ``shuffle(...)`` is ignored: it only reorders a grid, and a sampler draws in its own order.
+Refused (ConfigError, one line) where the plugin would fail or silently drop what was written: a tag
+other than log, ``tag(log, range(...))`` and ``tag(log, choice(...))`` (the plugin ignores the tag), a
+step <= 0, start > stop, ``glob()``. legacy_params() reads the plugin's older ``search_space:`` form.
+
+When the composed config is given (value_at), every value a param can take must fit the type of the
+key's value there: an int key takes ints, a float key numbers, a bool key true/false, a string key
+strings, a list key lists, a dict key dicts; a null or absent key anything.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import optuna
@@ -35,13 +45,16 @@ from hydra.core.override_parser.types import (
     ChoiceSweep, IntervalSweep, Override, Quote, QuotedString, RangeSweep, Sweep, Transformer, ValueType,
 )
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweeplab.errors import ConfigError
 
-ALLOWED = ("choice(a, b, ...), range(start, stop[, step]), interval(low, high), "
-           "tag(log, interval(low, high)) or a fixed value")
+ALLOWED = ("choice(a, b, ...), range(start, stop[, step]) (stop included), interval(low, high), "
+           "int(interval(low, high)), tag(log, interval(...)) or a fixed value")
+
+# value_at's answer for a key the composed config does not have.
+ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -95,12 +108,18 @@ class SearchSpace:
 
 
 def parse_space(params: Mapping[str, Any], groups: Collection[str] = (),
-                known_keys: Callable[[str], bool] | None = None) -> SearchSpace:
+                known_keys: Callable[[str], bool] | None = None,
+                value_at: Callable[[str], Any] | None = None) -> SearchSpace:
     """Parse a sweep's params block; raise ConfigError (one line, naming the key) on bad input.
 
     groups: names of Hydra config groups; a key among them takes only choice(option, ...).
     known_keys: True when a dotted key exists in the composed config; when given, other keys are errors.
+    value_at: the composed config's value at a dotted key (ABSENT when it has none); when given, other keys
+      are errors and every value a param can take must fit the type of the key's value.
     """
+    if value_at is not None and known_keys is None:
+        def known_keys(key: str) -> bool:
+            return value_at(key) is not ABSENT
     if isinstance(params, DictConfig):
         # Keep ${...} as written: Hydra resolves it in each trial's own config.
         params = OmegaConf.to_container(params, resolve=False)
@@ -117,15 +136,75 @@ def parse_space(params: Mapping[str, Any], groups: Collection[str] = (),
                     raise ValueError("a config group takes choice(option, ...) here; "
                                      "a fixed group choice belongs outside the sweep's params")
                 fixed[key] = text
+                values = [_plain(override.value())]
             else:
-                distributions[key], texts = _distribution(override.value(), is_group)
+                distributions[key], texts, values = _distribution(override.value(), is_group)
                 if texts is not None:
                     choice_texts[key] = texts
+            if value_at is not None and not is_group:
+                _check_fits(override.key_or_group, value_at(override.key_or_group), distributions.get(key), values)
         except ValueError as e:
             shown = key if text is None else f"{key}: {text}"
             raise ConfigError(_one_line(f"sweep.params.{shown}: {e}")) from None
         grammar[key] = text
     return SearchSpace(distributions, fixed, choice_texts, grammar)
+
+
+def legacy_params(search_space: Mapping[str, Any]) -> dict[str, str]:
+    """The plugin's older ``hydra.sweeper.search_space`` form, as params grammar with the same distributions.
+
+    Its ``create_optuna_distribution_from_config``: categorical -> choices; int -> IntDistribution(int(low),
+    int(high), step=int(step) or 1), or log=True (step ignored); float -> FloatDistribution(low, high), with
+    step, or log=True (step ignored).
+    """
+    if isinstance(search_space, DictConfig):
+        search_space = OmegaConf.to_container(search_space, resolve=True)
+    params = {}
+    for key, spec in search_space.items():
+        where = f"hydra.sweeper.search_space.{key}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where}: expected a mapping with type: int, float or categorical "
+                              "(and low/high/step/log or choices)")
+        unknown = set(spec) - {"type", "choices", "low", "high", "log", "step"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                              "allowed: type, choices, low, high, log, step")
+        kind, log, step = spec.get("type"), spec.get("log", False), spec.get("step")
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise ConfigError(f"{where}: type categorical needs choices: [a, b, ...]")
+            if None in choices:
+                raise ConfigError(f"{where}: a null choice cannot be written in Hydra's sweep grammar; "
+                                  "give the key a value that stands for it")
+            params[str(key)] = "choice(" + ", ".join(_hydra_text(c) for c in choices) + ")"
+            continue
+        if kind not in ("int", "float"):
+            raise ConfigError(f"{where}.type={kind}: allowed: int, float, categorical")
+        low, high = spec.get("low"), spec.get("high")
+        if not all(_is_number(x) for x in (low, high)) or not (step is None or _is_number(step)) \
+                or not isinstance(log, bool):
+            raise ConfigError(f"{where}: type {kind} needs numbers low and high (and optionally a number step, "
+                              "log: true or false)")
+        if kind == "int":
+            low, high = int(low), int(high)
+            params[str(key)] = (f"tag(log, int(interval({low}, {high})))" if log
+                                else f"range({low}, {high}, {int(step) if step is not None else 1})")
+        elif log:
+            params[str(key)] = f"tag(log, interval({_float_text(low)}, {_float_text(high)}))"
+        elif step is not None:
+            params[str(key)] = f"range({_float_text(low)}, {_float_text(high)}, {_float_text(step)})"
+        else:
+            params[str(key)] = f"interval({_float_text(low)}, {_float_text(high)})"
+    return params
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _float_text(x: float) -> str:
+    return repr(float(x))
 
 
 def _parse(key: str, text: str) -> Override:
@@ -149,33 +228,45 @@ def _check_key(override: Override, is_group: bool, known_keys: Callable[[str], b
                      f"and +{override.key_or_group} adds a new one")
 
 
-def _distribution(sweep: Any, is_group: bool) -> tuple[BaseDistribution, tuple[str, ...] | None]:
+def _distribution(sweep: Any, is_group: bool) -> tuple[BaseDistribution, tuple[str, ...] | None, list]:
+    """The distribution, the override text of each choice (categoricals), and the plain values it can give
+    (the bounds for int/float distributions)."""
     if not isinstance(sweep, (ChoiceSweep, RangeSweep, IntervalSweep)):
         raise ValueError(f"{type(sweep).__name__.lower()}() cannot be sampled; allowed: {ALLOWED}")
     unknown = sweep.tags - {"log"}
     if unknown:
-        raise ValueError(f"unknown tag {', '.join(sorted(unknown))}; only tag(log, ...) is understood")
+        raise ValueError(f"unknown tag {', '.join(sorted(unknown))}; only tag(log, interval(...)) is understood")
     log = "log" in sweep.tags
     if is_group and not isinstance(sweep, ChoiceSweep):
         raise ValueError("a config group takes choice(option, ...), not range() or interval()")
     if isinstance(sweep, ChoiceSweep):
         if log:
-            raise ValueError("a log scale applies to interval() or range(), not choice()")
+            raise ValueError("a log scale applies to interval() only (the Optuna sweeper plugin ignores "
+                             "tag(log, choice(...)))")
         return _categorical(sweep.list, is_group)
+    if log and not isinstance(sweep, IntervalSweep):
+        raise ValueError("the Optuna sweeper plugin ignores tag(log, range(...)) and samples the range linearly; "
+                         "write range(start, stop) for that, or tag(log, int(interval(low, high))) for an "
+                         "integer log scale")
     if isinstance(sweep, RangeSweep):
-        return _range(sweep, log), None
-    return _interval(sweep, log), None
+        if sweep.shuffle:
+            return _categorical(_range_values(sweep), is_group)
+        dist = _range(sweep)
+    else:
+        dist = _interval(sweep, log)
+    return dist, None, [dist.low, dist.high]
 
 
-def _categorical(values: list, is_group: bool) -> tuple[CategoricalDistribution, tuple[str, ...]]:
-    choices, texts = [], []
+def _categorical(values: list, is_group: bool) -> tuple[CategoricalDistribution, tuple[str, ...], list]:
+    choices, texts, plain = [], [], []
     for raw in values:
         if isinstance(raw, Sweep):
             raise ValueError("a choice cannot hold another sweep; its values are scalars, lists or dicts")
         value = _plain(raw)
         if is_group and not isinstance(value, str):
             raise ValueError("a config group choice lists option names, e.g. choice(adam, sgd)")
-        text = _hydra_text(value)
+        # A list or dict is stored as the text the plugin stores (Hydra's own override text).
+        text = Transformer.str(raw) if isinstance(raw, (list, dict)) else _hydra_text(value)
         stored = value if value is None or isinstance(value, (bool, int, float, str)) else text
         if any(stored == seen for seen in choices):
             # Optuna finds a choice by ==, so 1, 1.0 and true (or a list and its text) are one choice.
@@ -183,48 +274,90 @@ def _categorical(values: list, is_group: bool) -> tuple[CategoricalDistribution,
                              "(1, 1.0 and true are equal; a list is stored as its text); list each value once")
         choices.append(stored)
         texts.append(text)
-    return CategoricalDistribution(choices), tuple(texts)
+        plain.append(value)
+    return CategoricalDistribution(choices), tuple(texts), plain
 
 
-def _range(sweep: RangeSweep, log: bool) -> BaseDistribution:
+def _range_values(sweep: RangeSweep) -> list:
+    """What shuffle(range(...)) gives in the plugin: Hydra's range iteration (stop excluded), as written."""
+    _check_finite(sweep.start, sweep.stop, sweep.step)
+    if sweep.step == 0:
+        raise ValueError("the range step must not be 0")
+    values = list(RangeSweep(start=sweep.start, stop=sweep.stop, step=sweep.step).range())
+    if not values:
+        raise ValueError("shuffle(range(start, stop[, step])) reaches no value: Hydra's range leaves out stop")
+    return values
+
+
+def _range(sweep: RangeSweep) -> BaseDistribution:
     start, stop, step = sweep.start, sweep.stop, sweep.step
     _check_finite(start, stop, step)
     if step <= 0:
         raise ValueError(f"the range step must be > 0, got {step}")
-    # Hydra's stop is exclusive: high is the last value reached. Decimal arithmetic on the numbers
-    # as written keeps range(0, 1, 0.1) ending at exactly 0.9.
-    first, end, size = (Decimal(repr(x)) for x in (start, stop, step))
-    count = ((end - first) / size).to_integral_value(rounding=ROUND_CEILING)
-    if count < 1:
-        raise ValueError("the range reaches no value; range(start, stop[, step]) needs start < stop "
-                         "(stop is exclusive)")
-    high = first + (count - 1) * size
-    is_int = all(isinstance(x, int) for x in (start, stop, step))
-    if log:
-        if not is_int or step != 1:
-            raise ValueError("a log scale over range() needs int bounds and step 1; "
-                             "use tag(log, interval(low, high)) for floats")
-        if start <= 0:
-            raise ValueError("a log scale needs low > 0")
-        return IntDistribution(start, int(high), log=True)
-    if is_int:
-        return IntDistribution(start, int(high), step=step)
-    return FloatDistribution(float(start), float(high), step=float(step))
+    if start > stop:
+        raise ValueError("range(start, stop[, step]) needs start <= stop (stop is included)")
+    # The plugin's own construction; Optuna lowers an off-grid stop to the last grid value (and would warn).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if any(isinstance(x, float) for x in (start, stop, step)):
+            return FloatDistribution(float(start), float(stop), step=float(step))
+        return IntDistribution(int(start), int(stop), step=int(step))
 
 
-def _interval(sweep: IntervalSweep, log: bool) -> FloatDistribution:
+def _interval(sweep: IntervalSweep, log: bool) -> BaseDistribution:
     low, high = sweep.start, sweep.end
     _check_finite(low, high)
     if low > high:
         raise ValueError("interval(low, high) needs low <= high")
     if log and low <= 0:
         raise ValueError("a log scale needs low > 0")
+    # Hydra makes interval() bounds floats; int(interval(...)) keeps ints, and then so does the plugin.
+    if isinstance(low, int) and isinstance(high, int):
+        return IntDistribution(low, high, log=log)
     return FloatDistribution(low, high, log=log)
 
 
 def _check_finite(*numbers: float) -> None:
     if not all(math.isfinite(x) for x in numbers):
         raise ValueError("the bounds and step must be finite numbers")
+
+
+# The kind of value a key holds: (what it is called, what fits it, what a sweep may give it).
+_KINDS = (
+    (bool, "true or false", lambda v: isinstance(v, bool), "choice(true, false)"),
+    (int, "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool),
+     "integers: choice() of integers, range() with integer bounds and step, int(interval(low, high))"),
+    (float, "a number", _is_number, "numbers: choice() of numbers, range(), interval()"),
+    (str, "a string", lambda v: isinstance(v, str), "strings: choice() of strings"),
+    ((list, ListConfig), "a list", lambda v: isinstance(v, list), "lists: choice([...], [...])"),
+    ((dict, DictConfig), "a mapping", lambda v: isinstance(v, dict), "mappings: choice({...}, {...})"),
+)
+
+
+def _check_fits(key: str, current: Any, dist: BaseDistribution | None, values: list) -> None:
+    """Every value the param can take must fit the kind of value the composed config holds at key."""
+    if current is None or current is ABSENT:
+        return
+    for kinds, name, fits, allowed in _KINDS:
+        if isinstance(current, kinds):
+            break
+    else:
+        return
+    shown = _hydra_text(OmegaConf.to_container(current) if isinstance(current, (ListConfig, DictConfig))
+                        else current)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    holds = f"{key}, which holds {name} ({shown})"
+    if isinstance(dist, (IntDistribution, FloatDistribution)):
+        numbers, sample = ("integers", 1) if isinstance(dist, IntDistribution) else ("floats", 0.5)
+        if not fits(sample):
+            raise ValueError(f"{numbers} from {_hydra_text(dist.low)} to {_hydra_text(dist.high)} do not fit "
+                             f"{holds}; allowed: {allowed} (or null)")
+        return
+    for value in values:
+        if value is None or (isinstance(value, str) and "${" in value):
+            continue  # null fits any key; an interpolation is resolved (and checked) in the trial's config
+        if not fits(value):
+            raise ValueError(f"{_hydra_text(value)} does not fit {holds}; allowed: {allowed} (or null)")
 
 
 def _plain(value: Any) -> Any:

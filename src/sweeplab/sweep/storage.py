@@ -6,6 +6,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,14 @@ DEFAULT_JOURNAL = "mlruns/optuna.journal"
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 40
 ALLOWED = "a path ending in .journal, sqlite:///PATH or postgresql+psycopg2://USER@HOST/DB"
+
+# What Optuna warns about sweeplab's own use of heartbeats (an experimental argument, a callback it has
+# deprecated, heartbeats outside Study.optimize, which ask/tell workers must do): nothing the user did,
+# so not shown on their terminal or in worker logs.
+for _message in (r"Argument ``heartbeat_interval`` is an experimental feature",
+                 r"`failed_trial_callback` has been deprecated",
+                 r"Heartbeat of storage is supposed to be used with Study.optimize"):
+    warnings.filterwarnings("ignore", message=_message)
 
 
 @dataclass(frozen=True)

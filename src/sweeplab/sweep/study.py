@@ -18,12 +18,18 @@ from sweeplab.tracking.secrets import hide_passwords
 PARENT_RUN_ATTR = "sweeplab.parent_run_id"
 WORKER_ATTR = "sweeplab.worker"
 RETRY_ATTR = "sweeplab.retry_of"
+ERROR_ATTR = "sweeplab.error"
+INTERRUPTED = "interrupted"   # the error of a trial stopped by Ctrl-C
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def create_or_load(settings: SweepSettings, storage) -> optuna.Study:
-    study = optuna.create_study(study_name=settings.study_name, storage=storage, sampler=settings.sampler(),
-                                pruner=settings.pruner(), directions=settings.directions, load_if_exists=True)
+    try:  # loaded first: create_study(load_if_exists=True) would log a line for an existing study
+        study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=settings.sampler(),
+                                  pruner=settings.pruner())
+    except KeyError:
+        study = optuna.create_study(study_name=settings.study_name, storage=storage, sampler=settings.sampler(),
+                                    pruner=settings.pruner(), directions=settings.directions, load_if_exists=True)
     existing = [d.name.lower() for d in study.directions]
     if existing != settings.directions:
         raise ConfigError(f"study '{settings.study_name}' exists with directions {existing}, not "
@@ -41,6 +47,15 @@ def load(settings: SweepSettings, storage, worker_index: int = 0) -> optuna.Stud
     except KeyError:
         raise ConfigError(f"no study '{settings.study_name}' in {hide_passwords(settings.storage.url)}; "
                           "start the sweep with `sweeplab sweep` first") from None
+
+
+def reload(settings: SweepSettings) -> optuna.Study:
+    """The study read afresh from its storage: after Ctrl-C, whose KeyboardInterrupt may have cut this
+    process's replay of a journal short (Optuna counts a record read before applying it)."""
+    from sweeplab.sweep.storage import open_storage
+
+    return optuna.load_study(study_name=settings.study_name,
+                             storage=open_storage(settings.storage, on_stale=retry_trial))
 
 
 def counts(study: optuna.Study) -> Counter:
@@ -72,16 +87,30 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
                 continue  # another process recovered it first
             retry_trial(study, trial)
             recovered.append(trial.number)
-    if isinstance(study._storage, optuna.storages.RDBStorage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():  # a no-op on storages without heartbeats (a journal file)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     return recovered
 
 
 def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue the same params again; the next ask() of any worker takes them."""
     study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
+
+
+def retry_interrupted(study: optuna.Study) -> list[int]:
+    """Trials stopped by Ctrl-C (FAIL, error "interrupted") and not queued again yet: each is queued with
+    the same params, once. The caller holds the study lock, so that two processes never both queue one:
+    the interrupted worker does this at once, and any process joining later catches one it missed."""
+    trials = study.get_trials(deepcopy=False)
+    queued = {t.user_attrs.get(RETRY_ATTR) for t in trials}
+    retried = []
+    for trial in trials:
+        if (trial.state == TrialState.FAIL and trial.user_attrs.get(ERROR_ATTR) == INTERRUPTED
+                and trial.number not in queued):
+            retry_trial(study, trial)
+            retried.append(trial.number)
+    return retried
 
 
 def too_many_failures(study: optuna.Study, limit: int) -> bool:

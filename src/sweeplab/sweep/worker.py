@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -16,16 +17,17 @@ from dataclasses import dataclass
 import mlflow
 import optuna
 from omegaconf import DictConfig, open_dict
-from optuna.storages._heartbeat import get_heartbeat_thread  # ask/tell mode must run it itself
 from optuna.trial import TrialState
 
 from sweeplab.config import compose_config
 from sweeplab.experiment import run_experiment
 from sweeplab.sweep import study as studies
+from sweeplab.sweep.heartbeat import start_heartbeat  # ask/tell mode must record heartbeats itself
+from sweeplab.sweep.objective import EpochValues
 from sweeplab.sweep.pruning import TrialReporter
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.join import finish_if_complete, join
-from sweeplab.sweep.storage import slot_lock
+from sweeplab.sweep.storage import slot_lock, study_lock
 from sweeplab.sweep.worker_env import DEADLINE_ENV, EXIT_TOO_MANY_FAILURES, THREADS_ENV, WORKER_INDEX_ENV
 from sweeplab.tracking.secrets import hide_passwords
 
@@ -55,6 +57,11 @@ def work(settings: SweepSettings, overrides: list[str], config_dirs: list[str], 
     if index is None and code == 0 and finish_if_complete(joined, settings):
         print(f"study {settings.study_name} complete: summary recorded on parent run "
               f"{joined.parent_run_id} (FINISHED)", flush=True)
+    if index is None and code == 0 and not any(studies.counts(study)[s] for s in ("finished", "RUNNING")):
+        # The timeout came with no trial finished, here or anywhere: not a success (a driver's own
+        # workers leave this to the driver, which would take exit 1 for a death and restart them).
+        print(f"sweeplab: no trial of study {settings.study_name} finished", file=sys.stderr, flush=True)
+        return 1
     return code
 
 
@@ -86,24 +93,29 @@ def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings,
     tags = {"sweeplab.role": "trial", "optuna.study_name": settings.study_name,
             "optuna.trial_number": str(trial.number), "optuna.state": "RUNNING"}
     reporter = TrialReporter(trial, settings.metrics[0], prune=not settings.multi_objective)
-    heartbeat = get_heartbeat_thread(trial._trial_id, storage)
-    heartbeat.start()
+    epochs = EpochValues(settings.metrics, settings.directions)
+    heartbeat = start_heartbeat(storage, study.study_name, trial.number)
     try:
         cfg = trial_config(overrides + trial_overrides, config_dirs, settings)
-        result = run_experiment(cfg, overrides=overrides + trial_overrides, callbacks=[reporter],
+        result = run_experiment(cfg, overrides=overrides + trial_overrides, callbacks=[reporter, epochs],
                                 parent_run_id=parent_run_id, tags=tags, run_name=_run_name(trial))
     except KeyboardInterrupt:
-        _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error="interrupted"))
+        # Ctrl-C again (or the driver passing it on) must not cut this short: the trial turns FAIL and is
+        # queued again with the same params, exactly once (a process joining later checks it was).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=studies.INTERRUPTED))
+        with study_lock(settings.storage, settings.study_name):
+            studies.retry_interrupted(study)
         raise
     except Exception as e:  # any failure of one trial fails that trial only
         # A driver's error text can carry a URL with its password (SQLAlchemy, psycopg2).
         error = hide_passwords(f"{type(e).__name__}: {e}")
         return _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=error))
     finally:
-        heartbeat.join()
+        heartbeat.stop()
     if result.state == "PRUNED":
         return _end(study, trial, TrialOutcome(trial.number, TrialState.PRUNED), result.run_id)
-    values = [result.metrics.get(m, math.nan) for m in settings.metrics]
+    values = epochs.values(settings.objective, result.metrics)
     if not all(math.isfinite(v) for v in values):
         error = f"objective {settings.metrics} is {values}"
         mlflow.MlflowClient().set_tag(result.run_id, "sweeplab.error", error)
@@ -124,6 +136,8 @@ def trial_config(overrides: list[str], config_dirs: list[str], settings: SweepSe
     with open_dict(cfg):
         del cfg["sweep"]
         cfg.tracking.experiment = settings.mlflow_experiment
+        # A worker's output is a log (or a terminal shared by trials): one line per trial, no progress bars.
+        cfg.trainer.enable_progress_bar = False
     return cfg
 
 

@@ -1,4 +1,5 @@
-"""Per-epoch learning rate, wall seconds and training throughput, and the flush of buffered metrics."""
+"""Per-epoch learning rate, wall seconds and training throughput; the flush of buffered metrics, and
+the mark that tells the batch logger which of Lightning's calls carry per-step values."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import time
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.data import extract_batch_size
+
+from sweeplab.tracking.metric_logger import MlflowBatchLogger
 
 
 class EpochStats(pl.Callback):
@@ -22,15 +26,21 @@ class EpochStats(pl.Callback):
         self.samples = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.samples += len(batch[-1])
+        # (inputs, targets) as sweeplab's data serves them; any other batch as Lightning counts it.
+        self.samples += len(batch[-1]) if isinstance(batch, (list, tuple)) else extract_batch_size(batch)
+        # Lightning logs the step's `on_step` values right after this hook; the mark lasts until
+        # validation or the epoch's end, whose values are per epoch (Lightning's hook order).
+        _mark_training_step(trainer, True)
 
     def on_validation_epoch_start(self, trainer, pl_module):
+        _mark_training_step(trainer, False)
         self.validation_started = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer, pl_module):
         self.validation_seconds += time.perf_counter() - self.validation_started
 
     def on_train_epoch_end(self, trainer, pl_module):
+        _mark_training_step(trainer, False)
         # Lightning runs this epoch's validation before this hook.
         seconds = time.perf_counter() - self.started
         training = max(seconds - self.validation_seconds, 1e-9)
@@ -43,5 +53,11 @@ class EpochStats(pl.Callback):
         }
         for logger in trainer.loggers:
             logger.log_metrics({**stats, "epoch": trainer.current_epoch})
-            if hasattr(logger, "flush"):
+            if isinstance(logger, MlflowBatchLogger):
                 logger.flush()
+
+
+def _mark_training_step(trainer: pl.Trainer, on: bool) -> None:
+    for logger in trainer.loggers:
+        if isinstance(logger, MlflowBatchLogger):
+            logger.in_training_step = on

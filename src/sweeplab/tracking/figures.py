@@ -6,6 +6,8 @@ import mlflow
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from sweeplab.extras import DrawsFigures, ReferenceMetrics
+
 FOLDER = "figures"
 
 
@@ -17,22 +19,22 @@ class LogFigures(pl.Callback):
     - the metrics of `datamodule.reference_metrics()` (e.g. `test/seasonal_naive_rmse`), through
       the trainer's loggers, beside `test/*`.
 
-    Either method may be absent. Data and models draw with matplotlib and know nothing of MLflow.
+    Each is an optional extra (sweeplab.extras: DrawsFigures, ReferenceMetrics). Data and models
+    draw with matplotlib and know nothing of MLflow.
     """
 
     @rank_zero_only
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = trainer.datamodule
-        reference = getattr(datamodule, "reference_metrics", None)
-        if reference is not None:
+        if isinstance(datamodule, ReferenceMetrics):
             for logger in trainer.loggers:
-                logger.log_metrics(reference(), step=trainer.current_epoch)
+                logger.log_metrics(datamodule.reference_metrics(), step=trainer.current_epoch)
         if mlflow.active_run() is None:
             return
         figures = {}
-        if hasattr(datamodule, "figures"):
+        if isinstance(datamodule, DrawsFigures):
             figures.update(datamodule.figures(pl_module))
-        if hasattr(pl_module, "figures"):
+        if isinstance(pl_module, DrawsFigures):
             figures.update(pl_module.figures(datamodule))
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"{FOLDER}/{name}.png")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -11,15 +13,14 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.errors import ConfigError
-from sweeplab.tracking.secrets import hide_passwords
+from sweeplab.tracking.store import no_such_run
 
 
 def get_run(client: MlflowClient, run_id: str) -> Run:
     try:
         return client.get_run(run_id)
     except MlflowException:
-        raise ConfigError(f"run {run_id}: no such run in {hide_passwords(client.tracking_uri)}; "
-                          "give the id of a run (or sweep) that sweeplab recorded there") from None
+        raise no_such_run(run_id, client.tracking_uri) from None
 
 
 def is_sweep(run: Run) -> bool:
@@ -42,9 +43,24 @@ def training_run(client: MlflowClient, run_id: str) -> Run:
 
 def run_config(client: MlflowClient, run: Run) -> DictConfig:
     """The resolved config the run was trained with (its config.yaml artifact)."""
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
         try:
             path = client.download_artifacts(run.info.run_id, "config.yaml", folder)
         except (MlflowException, OSError):
             raise ConfigError(f"run {run.info.run_id} has no config.yaml artifact to rebuild it from") from None
         return OmegaConf.load(Path(path))
+
+
+@contextmanager
+def _no_progress_bar():
+    """MLflow draws a download progress bar even for one small file."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -1,4 +1,5 @@
-"""A Lightning logger that buffers metrics and writes them to MLflow in batches, one step per epoch."""
+"""A Lightning logger that buffers metrics and writes them to MLflow in batches: per-epoch values at
+step = epoch, per-step values at Lightning's step."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 class MlflowBatchLogger(Logger):
     """One MLflow call per flush instead of one per metric (≈2 ms each on SQLite).
 
-    Lightning hands over per-epoch aggregates with an "epoch" entry; the MLflow step is the
-    epoch, so histories line up with epochs in the UI. Flushed at every epoch end by
-    EpochStats and at finalize.
+    Lightning adds an "epoch" entry both to per-epoch aggregates and to the per-step values of
+    `self.log(..., on_step=True)` in training_step (every `trainer.log_every_n_steps`), and gives
+    the global step with both; `in_training_step` (set by EpochStats around Lightning's per-step
+    call) tells them apart. Per-epoch values go to step = epoch, so histories line up with epochs
+    in the UI; per-step ones to the global step (validation steps: Lightning's validation batch
+    count, given without "epoch"). Flushed at every epoch end by EpochStats and at finalize.
     """
 
     def __init__(self, client, run_id: str):
@@ -25,6 +29,7 @@ class MlflowBatchLogger(Logger):
         self.run_id = run_id
         self.buffer: list[Metric] = []
         self.last: dict[str, float] = {}
+        self.in_training_step = False
 
     @property
     def name(self) -> str:
@@ -47,7 +52,9 @@ class MlflowBatchLogger(Logger):
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         metrics = dict(metrics)
         epoch = metrics.pop("epoch", None)
-        step = int(epoch) if epoch is not None else (step or 0)
+        if epoch is not None and not self.in_training_step:
+            step = int(epoch)
+        step = step or 0
         now = int(time.time() * 1000)
         for key, value in metrics.items():
             value = float(value)

@@ -6,10 +6,15 @@ code has one path and I/O sits behind this one choice (as nanoGPT's `master_proc
 
 from __future__ import annotations
 
+import math
+import time
+
 import mlflow
 import pytorch_lightning as pl
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 from omegaconf import DictConfig
+from pytorch_lightning.loggers.logger import DummyLogger
 
 from sweeplab.config import to_yaml
 from sweeplab.tracking import model_export, params, store
@@ -23,7 +28,9 @@ class NoRecorder:
     """Ranks > 0: they train and test, and record nothing."""
 
     run_id = ""
-    loggers: list = []
+    # A logger that writes nothing: callbacks that refuse a Trainer without one (LearningRateMonitor,
+    # from the callbacks group) run on every rank, as rank 0's do.
+    loggers: list = [DummyLogger()]
     last: dict[str, float] = {}
 
     def set_tags(self, tags: dict[str, str]) -> None:
@@ -31,6 +38,9 @@ class NoRecorder:
 
     def log_outputs(self, cfg: DictConfig, best_checkpoint: str | None, module: pl.LightningModule,
                     datamodule: pl.LightningDataModule) -> None:
+        pass
+
+    def mark_stopped(self, state: str) -> None:
         pass
 
     def close(self, status: str, error: str | None = None, details: str | None = None) -> None:
@@ -56,9 +66,14 @@ class RunRecorder(NoRecorder):
         interval = cfg.tracking.get("system_metrics_interval")
         if interval:
             mlflow.set_system_metrics_sampling_interval(interval)
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name or cfg.tracking.run_name,
+        # Without a name MLflow draws a random one, from Python's generator that the run's seed has just
+        # reset: every run would be called the same.
+        run_name = (run_name or cfg.tracking.run_name
+                    or f"{cfg.tracking.experiment}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
                                parent_run_id=parent_run_id, tags=tags, log_system_metrics=bool(interval))
         recorder = cls(client, run.info.run_id)
+        recorder.run_name = run.info.run_name
         try:
             params.log_params(client, run.info.run_id, params.flatten(resolved))
             mlflow.log_text(hide_passwords(to_yaml(cfg)), "config.yaml")
@@ -83,8 +98,38 @@ class RunRecorder(NoRecorder):
         if cfg.tracking.log_checkpoint and best_checkpoint:
             mlflow.log_artifact(best_checkpoint, "checkpoints")
         if cfg.tracking.log_model:
-            model_files = getattr(datamodule, "model_files", None)
-            model_export.log_model(module.net, datamodule.example_input(), model_files() if model_files else None)
+            # The model holds the best epoch's weights (tested from the best checkpoint): MLflow links
+            # that epoch's metrics to it; the test metrics, measured on it, are linked below.
+            best_epoch = self._best_epoch(cfg.monitor.metric, cfg.monitor.mode)
+            skipped = model_export.log_module(module, datamodule, step=best_epoch)
+            if skipped:
+                mlflow.set_tag("sweeplab.model", f"not logged: {skipped}"[:MAX_TAG_LENGTH])
+            else:
+                self._link_to_model(mlflow.last_logged_model().model_id, best_epoch)
+
+    def _best_epoch(self, metric: str, mode: str) -> int:
+        """The epoch whose checkpoint is the best one: the first with the best value, as ModelCheckpoint keeps."""
+        history = [m for m in self.client.get_metric_history(self.run_id, metric) if math.isfinite(m.value)]
+        if not history:
+            return 0
+        best = (max if mode == "max" else min)(m.value for m in history)
+        return min(m.step for m in history if m.value == best)
+
+    def _link_to_model(self, model_id: str, best_epoch: int) -> None:
+        """Metrics measured on the model after training (test/*) become the logged model's too: the same
+        points logged again with its id (the run's history keeps one copy of each)."""
+        metrics = self.client.get_run(self.run_id).data.metrics
+        points = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id, run_id=self.run_id)
+                  for key in metrics if key.startswith("test/")
+                  for m in self.client.get_metric_history(self.run_id, key) if m.step != best_epoch]
+        if points:
+            self.client.log_batch(self.run_id, metrics=points, synchronous=True)
+
+    def mark_stopped(self, state: str) -> None:
+        """A run stopped on purpose says so in its name, the first column of the UI's run list:
+        `trial-3 lr=0.001 ...` becomes `trial-3 [pruned] lr=0.001 ...`."""
+        head, _, rest = self.run_name.partition(" ")
+        self.client.update_run(self.run_id, name=f"{head} [{state.lower()}] {rest}".strip())
 
     def close(self, status: str, error: str | None = None, details: str | None = None) -> None:
         try:

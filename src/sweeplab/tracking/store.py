@@ -34,6 +34,27 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
                           "sqlite:///PATH (default sqlite:///mlruns/mlflow.db) or http://HOST:PORT")
 
 
+def no_such_run(run_id: str, uri: str) -> ConfigError:
+    return ConfigError(f"run {run_id}: no such run in {hide_passwords(uri)}; "
+                       "give the id of a run (or sweep) that sweeplab recorded there")
+
+
+def run_exists(uri: str, run_id: str) -> bool | None:
+    """Whether a local SQLite store holds run `run_id`, read with sqlite3 alone (≈0.01 s; MLflow's client
+    takes ≈2 s to import and open the store); None when this cannot tell (a server, another schema)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    import sqlite3
+
+    path = Path(uri[len("sqlite:///"):])
+    try:
+        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as connection:
+            # MLflow's schema: table `runs`, the id in column `run_uuid` (see docs/private-apis.md).
+            return connection.execute("select 1 from runs where run_uuid = ?", (run_id,)).fetchone() is not None
+    except sqlite3.Error:
+        return None
+
+
 def open_client(uri: str):
     """An MlflowClient on `uri`, with the folder of a local SQLite store created first."""
     from mlflow import MlflowClient

@@ -1,0 +1,92 @@
+"""sweeplab's optional extras: what it uses from a LightningModule or LightningDataModule when they offer it.
+
+Nothing here is required: any LightningModule and LightningDataModule train, sweep and reproduce.
+Each extra is a structural protocol (the class need not import or subclass anything of sweeplab);
+the README's table "Your own Lightning code" lists them. Imports no torch: `--print-config` uses it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+
+# Config groups handed to the model's `_target_` as keyword arguments, when it names them as parameters.
+OPTIMIZER_GROUPS = ("optimizer", "scheduler")
+
+
+@runtime_checkable
+class ExampleInput(Protocol):
+    """A data module's real inputs for the exported model's input example and signature."""
+
+    def example_input(self, n: int = 2) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ModelFiles(Protocol):
+    """A data module's files stored with the exported model (name -> text, e.g. a vocabulary)."""
+
+    def model_files(self) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class Fingerprinted(Protocol):
+    """A data module's digest of the data it serves (tag `sweeplab.data_fingerprint`), set by `setup`."""
+
+    fingerprint: str | None
+
+
+@runtime_checkable
+class DrawsFigures(Protocol):
+    """Figures logged after the test: a data module's get the module, a module's get the data module."""
+
+    def figures(self, other) -> dict: ...
+
+
+@runtime_checkable
+class ReferenceMetrics(Protocol):
+    """A data module's baseline metrics (e.g. `test/seasonal_naive_rmse`), logged beside `test/*`."""
+
+    def reference_metrics(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class HasNet(Protocol):
+    """A module whose plain network `net` (one tensor in, one out) is what gets exported as the model."""
+
+    net: torch.nn.Module
+
+
+def optimizer_groups(model_cfg) -> tuple[str, ...]:
+    """Which of the `optimizer` and `scheduler` groups the model's `_target_` takes: those it names as
+    parameters (a `**kwargs` does not count: the groups' partials would reach code not expecting them).
+    () when the target cannot be imported; building the model then says why."""
+    return tuple(name for name in OPTIMIZER_GROUPS if name in (_parameters(model_cfg) or ()))
+
+
+def describe_optimizer_groups(model_cfg) -> str:
+    """One line for `--print-config`: which of the optimizer and scheduler groups apply to this model."""
+    target = model_cfg.get("_target_")
+    parameters = _parameters(model_cfg)
+    if parameters is None:
+        return f"optimizer, scheduler: cannot tell whether they apply: {target} cannot be imported"
+    used = [name for name in OPTIMIZER_GROUPS if name in parameters]
+    unused = [name for name in OPTIMIZER_GROUPS if name not in parameters]
+    parts = []
+    if used:
+        parts.append(f"{' and '.join(used)} appl{'ies' if len(used) == 1 else 'y'} (parameters of {target})")
+    if unused:
+        parts.append(f"{' and '.join(unused)} do{'es' if len(unused) == 1 else ''} not apply: {target} has no "
+                     f"{' or '.join(unused)} parameter (its own configure_optimizers decides)")
+    return "; ".join(parts)
+
+
+def _parameters(model_cfg) -> set[str] | None:
+    from hydra.utils import get_object
+
+    try:
+        return set(inspect.signature(get_object(str(model_cfg["_target_"]))).parameters)
+    except Exception:   # the user's code fails to import: instantiate reports it, with its cause
+        return None
