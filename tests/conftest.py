@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,35 +54,46 @@ def fashion_available() -> bool:
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A throwaway PostgreSQL server on 127.0.0.1, stopped at the end of the session."""
-    import shutil
-
+@contextlib.contextmanager
+def postgres_server(password: str | None = None):
+    """A throwaway PostgreSQL server on 127.0.0.1 with a database `sweeplab`; yields its URL (user postgres,
+    no password in it). With `password`, the server checks it (scram-sha-256); else it trusts anyone."""
     initdb = PG_BIN / "initdb" if (PG_BIN / "initdb").exists() else shutil.which("initdb")
     if not initdb:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql-15)")
     bin_dir = Path(initdb).parent
-    import tempfile
-
     # Not under pytest's tmp dir: the postgres user could not enter root's private folders.
     folder = Path(tempfile.mkdtemp(prefix="sweeplab-pg-"))
+    auth = ["-A", "trust"]
+    if password is not None:
+        (folder / "pw").write_text(password + "\n")
+        auth = ["-A", "scram-sha-256", f"--pwfile={folder / 'pw'}"]
     as_postgres = []
     if os.geteuid() == 0:  # initdb refuses to run as root
+        for path in folder.iterdir():
+            shutil.chown(path, "postgres")
         shutil.chown(folder, "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
     port = free_port()
     data = folder / "data"
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), *auth, "-U", "postgres"],
                    check=True, capture_output=True)
     subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w",
                     "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
                    check=True, capture_output=True)
     try:
         subprocess.run([*as_postgres, str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                        "-U", "postgres", "sweeplab"], check=True, capture_output=True)
+                        "-U", "postgres", "sweeplab"], check=True, capture_output=True,
+                       env={**os.environ, **({"PGPASSWORD": password} if password is not None else {})})
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/sweeplab"
     finally:
         subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server (trust auth), stopped at the end of the session."""
+    with postgres_server() as url:
+        yield url

@@ -69,24 +69,23 @@ def assert_one_config_on_both_ranks(client: MlflowClient, run) -> None:
     assert digests == [digest_of_logged_config(client, run.info.run_id)] * 2
 
 
-@pytest.fixture(scope="module")
-def ddp_train(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("ddp_train")
-    # A callback from config that needs a logger on every rank (rank 1 has one that writes nothing).
-    done = run_cli("train", "experiment=digits_cnn", *DDP, "trainer.max_epochs=1", "callbacks=lr_monitor",
-                   cwd=cwd, timeout=TIMEOUT)
+def _train(tmp_path_factory, name: str, *extra: str):
+    cwd = tmp_path_factory.mktemp(name)
+    done = run_cli("train", "experiment=digits_cnn", *DDP, "trainer.max_epochs=1", *extra, cwd=cwd, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
     return cwd, done
+
+
+@pytest.fixture(scope="module")
+def ddp_train(tmp_path_factory):
+    # A callback from config that needs a logger on every rank (rank 1 has one that writes nothing).
+    return _train(tmp_path_factory, "ddp_train", "callbacks=lr_monitor")
 
 
 @pytest.fixture(scope="module")
 def ddp_train_on_device(tmp_path_factory):
     """ddp_train with data.on_device=true: each rank slices its own shard of the tensors on its device."""
-    cwd = tmp_path_factory.mktemp("ddp_train_on_device")
-    done = run_cli("train", "experiment=digits_cnn", *DDP, "trainer.max_epochs=1", "data.on_device=true",
-                   cwd=cwd, timeout=TIMEOUT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return cwd, done
+    return _train(tmp_path_factory, "ddp_train_on_device", "data.on_device=true")
 
 
 @pytest.mark.parametrize("trained", ["ddp_train", "ddp_train_on_device"])

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow import MlflowClient
 
-from conftest import PG_BIN, free_port, run_cli, store_uri
+from conftest import free_port, postgres_server, run_cli, store_uri
 from sweeplab.tracking.secrets import hide_passwords
 
 SECRET = "S3cretPW"
@@ -139,33 +135,9 @@ ENV_SECRET = "EnvPassw0rd"
 
 @pytest.fixture(scope="module")
 def password_postgres():
-    """A throwaway PostgreSQL that checks passwords (scram-sha-256): (URL without the password, password)."""
-    initdb = PG_BIN / "initdb" if (PG_BIN / "initdb").exists() else shutil.which("initdb")
-    if not initdb:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql-15)")
-    bin_dir = Path(initdb).parent
-    folder = Path(tempfile.mkdtemp(prefix="sweeplab-pgpw-"))
-    (folder / "pw").write_text(ENV_SECRET + "\n")
-    as_postgres = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        for path in (folder, folder / "pw"):
-            shutil.chown(path, "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port, data = free_port(), folder / "data"
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "scram-sha-256",
-                    f"--pwfile={folder / 'pw'}", "-U", "postgres"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w",
-                    "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
-    try:
-        subprocess.run([*as_postgres, str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                        "-U", "postgres", "sweeplab"], check=True, capture_output=True,
-                       env={**os.environ, "PGPASSWORD": ENV_SECRET})
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/sweeplab"
-    finally:
-        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+    """A throwaway PostgreSQL that checks passwords (scram-sha-256): its URL, without the password."""
+    with postgres_server(password=ENV_SECRET) as url:
+        yield url
 
 
 def test_password_from_the_environment_reaches_the_storage(tmp_path, password_postgres):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 
+import optuna
+
 
 class Heartbeat:
     """Records the trial's heartbeat now and then every `interval` seconds, until stop()."""
@@ -49,7 +51,8 @@ class Heartbeat:
 
 def start_heartbeat(storage, study_name: str, trial_number: int) -> Heartbeat:
     """The running heartbeat of trial `trial_number`; a no-op on storages without heartbeats."""
-    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
+    # RDBStorage is Optuna's storage with heartbeats (a journal file has none).
+    interval = storage.get_heartbeat_interval() if isinstance(storage, optuna.storages.RDBStorage) else None
     if interval is None:
         return Heartbeat(storage, None, None)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name),

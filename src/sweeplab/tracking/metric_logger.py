@@ -29,6 +29,7 @@ class MlflowBatchLogger(Logger):
         self.run_id = run_id
         self.buffer: list[Metric] = []
         self.last: dict[str, float] = {}
+        self.history: list[Metric] = []   # every point logged, kept so the run's end reads no history back
         self.in_training_step = False
 
     @property
@@ -59,7 +60,9 @@ class MlflowBatchLogger(Logger):
         for key, value in metrics.items():
             value = float(value)
             self.last[key] = value
-            self.buffer.append(Metric(key, value if math.isfinite(value) else float("nan"), now, step))
+            point = Metric(key, value if math.isfinite(value) else float("nan"), now, step)
+            self.buffer.append(point)
+            self.history.append(point)
         if len(self.buffer) >= MAX_METRICS_PER_BATCH:
             self.flush()
 

@@ -109,7 +109,7 @@ class RunRecorder(NoRecorder):
 
     def _best_epoch(self, metric: str, mode: str) -> int:
         """The epoch whose checkpoint is the best one: the first with the best value, as ModelCheckpoint keeps."""
-        history = [m for m in self.client.get_metric_history(self.run_id, metric) if math.isfinite(m.value)]
+        history = [m for m in self.logger.history if m.key == metric and math.isfinite(m.value)]
         if not history:
             return 0
         best = (max if mode == "max" else min)(m.value for m in history)
@@ -118,10 +118,8 @@ class RunRecorder(NoRecorder):
     def _link_to_model(self, model_id: str, best_epoch: int) -> None:
         """Metrics measured on the model after training (test/*) become the logged model's too: the same
         points logged again with its id (the run's history keeps one copy of each)."""
-        metrics = self.client.get_run(self.run_id).data.metrics
         points = [Metric(m.key, m.value, m.timestamp, m.step, model_id=model_id, run_id=self.run_id)
-                  for key in metrics if key.startswith("test/")
-                  for m in self.client.get_metric_history(self.run_id, key) if m.step != best_epoch]
+                  for m in self.logger.history if m.key.startswith("test/") and m.step != best_epoch]
         if points:
             self.client.log_batch(self.run_id, metrics=points, synchronous=True)
 
