@@ -15,8 +15,10 @@ train: venv data
 sweep: venv data
 	$(BIN)/sweeplab sweep sweep=fashion_cnn $(ARGS)
 
+# Two pytest processes (one per core of the CI machine), each test file whole in one of them: most of an
+# end-to-end test is a `sweeplab` process importing torch, Lightning and MLflow, which the second core halves.
 test: venv data postgres
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ui: venv
 	$(BIN)/sweeplab ui $(ARGS)

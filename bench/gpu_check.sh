@@ -61,6 +61,16 @@ RUN_LIST=(
   "ddp_on_device|130|ddp|train $TRAIN trainer=ddp trainer.max_epochs=$EPOCHS data.on_device=true"
   "cpu|90|-|train $TRAIN trainer=cpu trainer.max_epochs=2 data.train_size=20000"
 )
+# GPU_CHECK_SET=packing: how far one small model is from the GPU's limit: several sweep workers sharing
+# the one GPU (sweep.workers=N shares GPUs round robin), and a larger batch.
+if [ "${GPU_CHECK_SET:-}" = packing ]; then
+  PACKED="sweep=fashion_cnn trainer=gpu sweep.n_trials=500 sweep.timeout=$SWEEP_SECONDS data.root=$DATA data.on_device=true"
+  RUN_LIST=(
+    "sweep_packed_4|$((SWEEP_SECONDS + 60))|on_device|sweep $PACKED sweep.workers=4"
+    "sweep_packed_8|$((SWEEP_SECONDS + 60))|on_device|sweep $PACKED sweep.workers=8"
+    "gpu_batch_512|100|on_device|train $TRAIN trainer=gpu trainer.max_epochs=3 data.on_device=true data.batch_size=512"
+  )
+fi
 
 # A checkout without data.on_device (older than issue 9) skips the on-device runs and drops the
 # override from the others.

@@ -115,6 +115,9 @@ ROWS = [  # run folder, what, loader
     ("cpu", "train, trainer=cpu ({cores} cores)", "CPU loader"),
     ("sweep_cpu_loader", "sweep, workers=auto ({workers})", "CPU loader"),
     ("sweep_on_device", "sweep, workers=auto ({workers})", "on_device"),
+    ("sweep_packed_4", "sweep, {workers} workers on 1 GPU", "on_device"),
+    ("sweep_packed_8", "sweep, {workers} workers on 1 GPU", "on_device"),
+    ("gpu_batch_512", "train, 1 GPU, batch 512", "on_device"),
 ]
 
 

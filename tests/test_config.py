@@ -42,6 +42,7 @@ def test_numbers_may_widen_but_not_change_kind():
     (["optimizer.lr=fast"], "expected a number"),
     (["data.augment=3"], "expected true or false"),
     (["trainer.max_epochs=="], ""),
+    (["model.init_from=abc"], "unknown config key 'model.init_from'; did you mean finetune.init_from?"),
 ])
 def test_bad_input_is_one_clear_line(overrides, message):
     with pytest.raises(ConfigError) as caught:
@@ -61,3 +62,24 @@ def test_user_config_dir_adds_options(tmp_path):
     assert cfg.optimizer.lr == 0.002
     with pytest.raises(ConfigError, match="no such directory"):
         compose_config([], [str(tmp_path / "missing")])
+
+
+def test_a_trial_config_is_a_full_compose_with_every_check():
+    from sweeplab.config import compose_trial
+
+    sweep = ["sweep=digits_cnn", "trainer=smoke"]
+    values = ["optimizer.lr=0.003", "data.batch_size=16", "model.dropout=0.25"]
+    fast = compose_trial(sweep, values)
+    assert OmegaConf.to_container(fast) == OmegaConf.to_container(compose_config(sweep + values))
+    assert fast.model.backbone.dropout == 0.25   # interpolations follow the trial's values
+    # The sweep's own config is not changed by a trial (the next trial starts from it again).
+    assert compose_trial(sweep, ["optimizer.lr=0.01"]).model.dropout == compose_config(sweep).model.dropout
+    # A group choice composes in full.
+    assert compose_trial(sweep, ["optimizer=sgd"]).optimizer._target_ == "torch.optim.SGD"
+    # Every check of a full compose still applies, with the same words.
+    for bad in (["data.batch_size=sixteen"], ["optimizer.lrr=0.1"], ["trainer.max_epochs=1.5"]):
+        with pytest.raises(ConfigError) as full:
+            compose_config(sweep + bad)
+        with pytest.raises(ConfigError) as fast_error:
+            compose_trial(sweep, bad)
+        assert str(fast_error.value) == str(full.value)

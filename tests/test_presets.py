@@ -84,7 +84,11 @@ def test_every_sweep_samples_a_trial(name):
     trial = study.ask()
     trial_overrides = settings.space.suggest(trial)
 
-    trial_cfg = trial_config(overrides + trial_overrides, [], settings)
+    trial_cfg = trial_config(overrides, [], settings, trial_overrides)   # a warm worker's way: values set on a copy
+
+    # ... is exactly the config a full compose of the same overrides gives.
+    full = trial_config(overrides + trial_overrides, [], settings)
+    assert OmegaConf.to_container(trial_cfg) == OmegaConf.to_container(full)
 
     assert "sweep" not in trial_cfg and trial_cfg.tracking.experiment == f"sweep-{name}"
     assert set(trial.params) == set(settings.space.distributions)

@@ -48,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     register = commands.add_parser("register", help="register a run's model (or a sweep's best) as NAME@champion")
     register.add_argument("run_id", metavar="RUN_ID")
     register.add_argument("name", metavar="NAME")
+    report = commands.add_parser("report", help="a sweep's one-page HTML report: best trial, plots, learning "
+                                 "curves, run links")
+    report.add_argument("target", metavar="SWEEP", help="a sweep's parent run id or its study name")
+    report.add_argument("--out", metavar="FILE.html", help="where to write it (default: report-<study>.html here)")
+    report.add_argument("--storage", metavar="URL",
+                        help="the study's storage, when the parent run's record of it hides a password")
+    explain = commands.add_parser("explain", help="attribute a run's (or a sweep's best trial's) predictions with "
+                                  "Captum; logged to it under explanations/")
+    explain.add_argument("run_id", metavar="RUN_ID")
+    explain.add_argument("--examples", type=int, default=8, metavar="N", help="the first N test examples (default 8)")
     ui = commands.add_parser("ui", help="the MLflow UI on this store, opened on the latest experiment's runs")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
@@ -57,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--config-dir", action="append", default=[], metavar="DIR")
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8080)
-    for command in (reproduce, compare, register, ui):
+    for command in (reproduce, compare, register, explain, report, ui):
         command.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db", metavar="URI",
                              help="the MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
     return parser
@@ -111,6 +121,10 @@ def _train(args) -> int:
     uri = store.tracking_uri(cfg.tracking.uri)
     client = store.open_client(uri)
     shown = {name: f"{value:.6g}" for name, value in result.metrics.items()}
+    if any(name.startswith("cv/") for name in shown):   # a cross-validation: each metric's mean ± std over folds
+        print(f"mean ± std over {cfg.data.folds} folds (each fold: a nested run fold-<k>)")
+        shown = {name[3:-5]: f"{value:.6g} ± {result.metrics[name[:-5] + '_std']:.2g}"
+                 for name, value in result.metrics.items() if name.startswith("cv/") and name.endswith("_mean")}
     if "train/lr" in shown:
         shown["train/lr"] = _lr_range(cfg, [m.value for m in client.get_metric_history(result.run_id, "train/lr")])
     width = max(map(len, shown), default=0)
@@ -223,6 +237,29 @@ def _register(args, uri: str) -> int:
 
 
 @_reporting
+def _explain(args, uri: str) -> int:
+    from sweeplab.tracking import store
+
+    if store.run_exists(uri, args.run_id) is False:   # a mistyped id is told at once, before MLflow loads
+        raise store.no_such_run(args.run_id, uri)
+    from sweeplab.explain.command import explain
+    return explain(args.run_id, uri, args.examples)
+
+
+@_reporting
+def _report(args, uri: str) -> int:
+    from sweeplab.sweep import report_html
+    from sweeplab.sweep.report_data import find_sweep
+    from sweeplab.tracking.store import open_client
+
+    client = open_client(uri)
+    parent, study = find_sweep(client, args.target, args.storage)
+    path = report_html.write(client, parent, study, args.out or f"report-{study.study_name}.html")
+    print(f"wrote {path} (sweep {study.study_name}, parent run {parent.info.run_id}); it opens offline in any browser")
+    return 0
+
+
+@_reporting
 def _ui(args, uri: str) -> int:
     import signal
     import subprocess
@@ -306,7 +343,8 @@ def _dashboard(args) -> int:
 
 
 COMMANDS = {"train": _train, "sweep": _sweep, "worker": _worker, "reproduce": _reproduce,
-            "compare": _compare, "register": _register, "ui": _ui, "dashboard": _dashboard}
+            "compare": _compare, "register": _register, "report": _report, "explain": _explain, "ui": _ui,
+            "dashboard": _dashboard}
 
 
 if __name__ == "__main__":

@@ -29,7 +29,18 @@ class Comparison:
     values: dict[str, float] = field(default_factory=dict)
 
     def value(self, run: Run) -> float | None:
+        if is_cross_validation(run):   # its folds' mean (of each fold's best epoch)
+            return run.data.metrics.get(f"cv/{self.metric}_mean")
         return self.values.get(run.info.run_id, run.data.metrics.get(self.metric))
+
+
+def is_cross_validation(run: Run) -> bool:
+    return "sweeplab.folds" in run.data.tags
+
+
+def is_fold(run: Run) -> bool:
+    """One fold of a cross-validation run: compared through that run, not beside it."""
+    return run.data.tags.get("sweeplab.role") == "fold"
 
 
 def find(client: MlflowClient, target: str) -> Comparison:
@@ -42,7 +53,8 @@ def find(client: MlflowClient, target: str) -> Comparison:
                                       f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
         # A sweep made before sweep.objective existed reported each trial's last epoch.
         best = parent.data.params.get("sweep.objective", "last") == "best"
-        values = _best_epochs(client, children, metric, maximize) if best else {}
+        values = _best_epochs(client, [c for c in children if not is_cross_validation(c)], metric, maximize) \
+            if best else {}
         return Comparison(f"sweep {parent.info.run_name} (parent run {parent.info.run_id})", metric, maximize,
                           children, values)
     experiment = client.get_experiment_by_name(target)
@@ -50,7 +62,7 @@ def find(client: MlflowClient, target: str) -> Comparison:
         names = sorted(e.name for e in client.search_experiments())
         raise ConfigError(f"no sweep, sweep run or experiment named {target!r}; experiments here: "
                           f"{', '.join(names) or 'none'}")
-    runs = [r for r in client.search_runs([experiment.experiment_id]) if not lookup.is_sweep(r)]
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if not (lookup.is_sweep(r) or is_fold(r))]
     first = runs[0].data.params if runs else {}
     return Comparison(f"experiment {target}", first.get("monitor.metric", "val/acc"),
                       first.get("monitor.mode", "max") == "max", runs)
@@ -95,15 +107,18 @@ def rows(comparison: Comparison, top: int) -> tuple[list[str], list[dict]]:
         value = comparison.value(run)
         return (rank, value is None or math.isnan(value), sign * (value or 0.0))
 
+    # Cross-validation runs show their folds' spread beside the mean.
+    spread = [f"{comparison.metric} std"] if any(map(is_cross_validation, runs)) else []
     table = []
     for run in sorted(runs, key=order)[:top]:
         end = run.info.end_time or run.info.start_time
         table.append({"run_id": run.info.run_id, "name": run.info.run_name,
                       "state": run.data.tags.get("optuna.state", run.info.status),
                       comparison.metric: comparison.value(run),
+                      **({spread[0]: run.data.metrics.get(f"cv/{comparison.metric}_std")} if spread else {}),
                       "seconds": round((end - run.info.start_time) / 1000, 1),
                       **{k: run.data.params.get(k) for k in varying}})
-    return ["run_id", "name", "state", comparison.metric, "seconds", *varying], table
+    return ["run_id", "name", "state", comparison.metric, *spread, "seconds", *varying], table
 
 
 def render(columns: list[str], table: list[dict], fmt: str, width: int | None = None) -> str:

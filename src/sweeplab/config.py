@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import re
@@ -18,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sweeplab.errors import ConfigError
 from sweeplab.plugin_sweeper import to_sweep_node, uses_plugin
+from sweeplab.sweep.warm_start_value import quote_override
 
 
 def package_config_dir() -> Path:
@@ -52,7 +54,7 @@ def compose_config(overrides: list[str], config_dirs: list[str] = ()) -> DictCon
 
 def compose_with_choices(overrides: list[str], config_dirs: list[str] = ()) -> tuple[DictConfig, dict]:
     """compose_config, plus the option chosen in each config group ({"sweep": "digits_cnn", ...})."""
-    overrides, space = _split_search_space(overrides)
+    overrides, space = _split_search_space(quote_override(overrides))
     parsed = _parse(overrides)
     _register_sweeps(tuple(config_dirs))
     searchpath = [_searchpath_entry(d) for d in config_dirs]
@@ -78,6 +80,41 @@ def compose_with_choices(overrides: list[str], config_dirs: list[str] = ()) -> t
     _apply_search_space(full, space)
     _check_resolvable(full)
     return full, choices
+
+
+def compose_trial(overrides: list[str], trial_overrides: list[str], config_dirs: list[str] = ()) -> DictConfig:
+    """compose_config(overrides + trial_overrides), for a sweep trial in a warm worker: the sweep's own
+    config is composed once per process and the trial's values are set on a copy, with the same checks
+    (known key, kind of value, resolvable) as a full compose. A trial override that chooses a config
+    group, adds or deletes a key, or fails a check is composed in full, which also words its error.
+    Composing costs ≈0.1 s a trial; setting the values ≈1 ms."""
+    base, groups, defaults = _composed_once(tuple(overrides), tuple(config_dirs))
+    parsed = _parse(trial_overrides)
+    if any(o.key_or_group in groups or o.package is not None or o.is_add() or o.is_force_add() or o.is_delete()
+           or o.key_or_group.startswith(("hydra.", "sweep.params")) for o in parsed):
+        return compose_config(overrides + trial_overrides, config_dirs)
+    cfg = copy.deepcopy(base)
+    try:
+        for override in parsed:
+            # Hydra's own rule for a plain `key=value` override (ConfigLoaderImpl._apply_overrides_to_config).
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+            _check_type(override.key_or_group, OmegaConf.select(defaults, override.key_or_group),
+                        OmegaConf.select(cfg, override.key_or_group))
+        _check_resolvable(cfg)
+    except (OmegaConfBaseException, ConfigError):
+        return compose_config(overrides + trial_overrides, config_dirs)
+    return cfg
+
+
+@functools.lru_cache(maxsize=4)
+def _composed_once(overrides: tuple[str, ...], config_dirs: tuple[str, ...]) -> tuple[DictConfig, set, DictConfig]:
+    """(the config, its group names, the config before value overrides) for compose_trial; read only."""
+    cfg, choices = compose_with_choices(list(overrides), list(config_dirs))
+    parsed = _parse(list(_split_search_space(list(overrides))[0]))
+    searchpath = [_searchpath_entry(d) for d in config_dirs]
+    hydra_overrides = [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
+    group_overrides = [o.input_line for o in parsed if o.key_or_group in choices]
+    return cfg, set(choices), _defaults_for(tuple(group_overrides + hydra_overrides))
 
 
 def _parse(overrides: list[str]):
@@ -180,6 +217,10 @@ def _suggest(message: str, parsed, hydra_overrides: list[str], config_dirs) -> s
     except ConfigError:
         return message
     close = difflib.get_close_matches(key, groups | keys, n=1, cutoff=0.75)
+    # The right name under another node (model.init_from: it is finetune.init_from).
+    same_name = [k for k in keys if k.rpartition(".")[2] == key.rpartition(".")[2]]
+    if not close and len(same_name) == 1:
+        close = same_name
     if not close:
         return message
     kind = f" (the config group: {close[0]}=NAME)" if close[0] in groups else ""

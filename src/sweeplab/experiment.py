@@ -2,7 +2,8 @@
 
 config -> seed -> DataModule, LightningModule, Trainer -> data loaded -> MLflow run opened (rank 0)
 -> other ranks started (multi-device) -> fit -> test on the best checkpoint -> checkpoint, config
-and model logged (rank 0) -> ranks ended -> run closed.
+and model logged (rank 0) -> ranks ended -> run closed. With data.folds=K that is done once per fold,
+each fold a nested run `fold-<k>` of the run, which gets the folds' cv/ means and stds.
 Everything that can be wrong with the input is found before the MLflow run is opened.
 """
 
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 import shutil
 import tempfile
 import traceback
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -26,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from sweeplab import __version__, extras, ranks
+from sweeplab import __version__, cross_validation, extras, ranks
 from sweeplab.config_callbacks import from_config
 from sweeplab.errors import ConfigError, explain_instantiation
 from sweeplab.monitor_check import MonitorCheck
@@ -34,13 +37,15 @@ from sweeplab.tracking import provenance, store
 from sweeplab.tracking.epoch_stats import EpochStats
 from sweeplab.tracking.figures import LogFigures
 from sweeplab.tracking.recorder import MAX_TAG_LENGTH, NoRecorder, RunRecorder
+from sweeplab.transfer.prepare import prepare_module
 
 
 @dataclass
 class Result:
     run_id: str
     state: str                      # FINISHED, or the state of a StopRun (e.g. PRUNED)
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)      # each metric's last value
+    best_epoch: dict[str, float] = field(default_factory=dict)   # the values of the epoch whose checkpoint was kept
 
 
 class StopRun(Exception):
@@ -62,6 +67,16 @@ class _Parts:
     trainer: pl.Trainer
     checkpoint: ModelCheckpoint
     workdir: Path
+    tags: dict[str, str] = field(default_factory=dict)   # where the module's initial weights came from (finetune)
+
+
+@dataclass
+class _Prepared:
+    """One run's config and objects, built and checked, with no MLflow run yet."""
+    cfg: DictConfig
+    resolved: dict
+    agreement: ranks.RankAgreement
+    parts: _Parts
 
 
 def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks: Sequence[pl.Callback] = (),
@@ -71,57 +86,138 @@ def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks:
     the trainer asks for: rank 0 owns the run, the other ranks (started here) train beside it.
 
     Callbacks handed in by the caller (a sweep's pruning callback) run beside ours; those that are
-    OnEveryRank run on every rank. Raises ConfigError, with no run created, when the input is bad.
+    OnEveryRank run on every rank, those that are FoldAware hear of each fold. Raises ConfigError, with no
+    run created, when the input is bad.
     """
-    follower = ranks.is_follower()
-    if not follower:
+    uri = None
+    if not ranks.is_follower():
         uri = store.tracking_uri(cfg.tracking.uri)
         store.check_reachable(uri)
+    if cross_validation.wanted(cfg):
+        return _cross_validate(cfg, uri, overrides, callbacks, parent_run_id, tags, run_name)
+    return _record(_prepare(cfg, callbacks), uri, overrides, callbacks, parent_run_id, tags, run_name)
+
+
+def _prepare(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Prepared:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     agreement = ranks.RankAgreement(ranks.config_digest(resolved))
-    parts = _build(cfg, [*callbacks, agreement])
+    return _Prepared(cfg, resolved, agreement, _build(cfg, [*callbacks, agreement]))
+
+
+def _record(prepared: _Prepared, uri: str | None, overrides: Sequence[str], callbacks: Sequence[pl.Callback],
+            parent_run_id: str | None, tags: dict[str, str] | None, run_name: str | None) -> Result:
+    """Train and test the prepared run as one MLflow run (recorded by rank 0)."""
+    cfg, parts = prepared.cfg, prepared.parts
     try:
         recorder = NoRecorder()
-        if not follower:
-            provenance_tags, patch = _provenance(cfg, parts.datamodule)
-            recorder = RunRecorder.open(cfg, uri, resolved=resolved, overrides=overrides, patch=patch,
-                                        tags={**provenance_tags, **(tags or {})},
-                                        parent_run_id=parent_run_id, run_name=run_name)
-        handoff = {"config": resolved,
+        if not ranks.is_follower():
+            recorder = _open_run(cfg, uri, prepared.resolved, overrides, parts.datamodule,
+                                 {**parts.tags, **(tags or {})}, parent_run_id, run_name)
+        handoff = {"config": prepared.resolved,
                    "callbacks": [c.follower_spec() for c in callbacks if isinstance(c, OnEveryRank)]}
-        return _run(cfg, parts, recorder, handoff, agreement)
+        return _run(cfg, parts, recorder, handoff, prepared.agreement)
     finally:
         shutil.rmtree(parts.workdir, ignore_errors=True)
+
+
+def _open_run(cfg: DictConfig, uri: str, resolved: dict, overrides: Sequence[str], datamodule,
+              tags: dict[str, str] | None, parent_run_id: str | None, run_name: str | None) -> RunRecorder:
+    provenance_tags, patch = _provenance(cfg, datamodule)
+    return RunRecorder.open(cfg, uri, resolved=resolved, overrides=overrides, patch=patch,
+                            tags={**provenance_tags, **(tags or {})}, parent_run_id=parent_run_id, run_name=run_name)
+
+
+def _cross_validate(cfg: DictConfig, uri: str, overrides: Sequence[str], callbacks: Sequence[pl.Callback],
+                    parent_run_id: str | None, tags: dict[str, str] | None, run_name: str | None) -> Result:
+    """Every fold through the one path above, each a nested run `fold-<k>` of this run, which gets the
+    folds' cv/ means and stds. A fold stopped on purpose (pruned) stops the rest. The folds' settings and
+    the first fold's data are checked before this run opens."""
+    configs = cross_validation.fold_configs(cfg)
+    steps = cross_validation.epochs_per_fold(cfg)
+    first = _prepare(configs[0], callbacks)
+    cv_tags = {**first.parts.tags, **(tags or {}), "sweeplab.folds": str(len(configs)), "sweeplab.fold_strategy": str(cfg.data.fold_strategy)}
+    try:
+        recorder = _open_run(cfg, uri, OmegaConf.to_container(cfg, resolve=True), overrides, first.parts.datamodule,
+                             cv_tags, parent_run_id, run_name)
+    except BaseException:
+        shutil.rmtree(first.parts.workdir, ignore_errors=True)
+        raise
+    summaries: list[dict[str, float]] = []
+    fold_runs: list[str] = []
+    fold = 0
+    with _closed_on_error(recorder, lambda: f"fold {fold}: "):
+        for fold, fold_cfg in enumerate(configs):
+            prepared = first if fold == 0 else _prepare(fold_cfg, callbacks)
+            for callback in callbacks:
+                if isinstance(callback, cross_validation.FoldAware):
+                    callback.start_fold(fold, fold * steps)
+            result = _record(prepared, uri, [*overrides, f"data.fold={fold}"], callbacks, recorder.run_id,
+                             {"sweeplab.role": "fold", "sweeplab.fold": str(fold), "sweeplab.cv_run_id": recorder.run_id},
+                             f"fold-{fold}")
+            if result.state != "FINISHED":
+                recorder.set_tags({"sweeplab.stopped": result.state,
+                                   "sweeplab.stop_reason": f"fold {fold} ({result.run_id}) stopped: {result.state}"})
+                recorder.mark_stopped(result.state)
+                recorder.close("FINISHED")
+                return Result(recorder.run_id, result.state)
+            summaries.append(cross_validation.fold_summary(result.best_epoch, result.metrics))
+            fold_runs.append(result.run_id)
+        stats = cross_validation.summary(summaries)
+        recorder.log_summary(stats)
+        recorder.set_tags({"sweeplab.fold_run_ids": ",".join(fold_runs),
+                           "sweeplab.cv_best_fold_run_id": _best_fold(fold_runs, summaries, cfg.monitor)})
+    recorder.close("FINISHED")
+    return Result(recorder.run_id, "FINISHED", {**stats, **cross_validation.means(stats)})
+
+
+def _best_fold(run_ids: list[str], summaries: list[dict[str, float]], monitor) -> str:
+    """The fold run whose model is best by the monitored metric (the one `register` takes for this run)."""
+    best = 0
+    for i, summary in enumerate(summaries):
+        value, kept = summary.get(monitor.metric, math.nan), summaries[best].get(monitor.metric, math.nan)
+        if math.isnan(kept) or (value > kept if monitor.mode == "max" else value < kept):
+            best = i
+    return run_ids[best]
 
 
 def _run(cfg: DictConfig, parts: _Parts, recorder: NoRecorder, handoff: dict,
          agreement: ranks.RankAgreement) -> Result:
     """Fit and test inside the run's rank group; the run is closed with what happened."""
+    with _closed_on_error(recorder):
+        try:
+            with ranks.launched(parts.trainer, handoff, parts.workdir) as group:
+                try:
+                    _fit_and_test(cfg, parts, recorder, agreement)
+                except StopRun:
+                    raise
+                except Exception as e:
+                    explained = group.explain(e)
+                    if explained != f"{type(e).__name__}: {e}":
+                        raise ranks.RankFailed(explained) from e
+                    raise
+        except StopRun as stop:
+            recorder.set_tags({"sweeplab.stopped": stop.state, "sweeplab.stop_reason": str(stop)[:MAX_TAG_LENGTH],
+                               **agreement.tags()})
+            recorder.mark_stopped(stop.state)
+            recorder.close("FINISHED")
+            return Result(recorder.run_id, stop.state, recorder.last)
+    best_epoch = recorder.at_best_epoch(cfg.monitor.metric, cfg.monitor.mode)
+    recorder.close("FINISHED")
+    return Result(recorder.run_id, "FINISHED", recorder.last, best_epoch)
+
+
+@contextmanager
+def _closed_on_error(recorder: NoRecorder, context: Callable[[], str] = lambda: ""):
+    """An error inside closes the run FAILED (its message, after `context()`, in tag sweeplab.error) and
+    is raised again; Ctrl-C closes it KILLED."""
     try:
-        with ranks.launched(parts.trainer, handoff, parts.workdir) as group:
-            try:
-                _fit_and_test(cfg, parts, recorder, agreement)
-            except StopRun:
-                raise
-            except Exception as e:
-                explained = group.explain(e)
-                if explained != f"{type(e).__name__}: {e}":
-                    raise ranks.RankFailed(explained) from e
-                raise
-    except StopRun as stop:
-        recorder.set_tags({"sweeplab.stopped": stop.state, "sweeplab.stop_reason": str(stop)[:MAX_TAG_LENGTH],
-                           **agreement.tags()})
-        recorder.mark_stopped(stop.state)
-        recorder.close("FINISHED")
-        return Result(recorder.run_id, stop.state, recorder.last)
+        yield
     except (KeyboardInterrupt, SystemExit):
         recorder.close("KILLED", "interrupted")
         raise KeyboardInterrupt from None
     except Exception as e:
-        recorder.close("FAILED", f"{type(e).__name__}: {e}", traceback.format_exc())
+        recorder.close("FAILED", f"{context()}{type(e).__name__}: {e}", traceback.format_exc())
         raise
-    recorder.close("FINISHED")
-    return Result(recorder.run_id, "FINISHED", recorder.last)
 
 
 def _fit_and_test(cfg: DictConfig, parts: _Parts, recorder: NoRecorder, agreement: ranks.RankAgreement) -> None:
@@ -171,15 +267,9 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
     # Deterministic mode also fills every new tensor with NaN, to expose kernels that read memory
     # they never wrote; that costs ≈8% of a CNN's training step on CPU. Determinism is tested.
     torch.utils.deterministic.fill_uninitialized_memory = False
-    try:
-        datamodule = instantiate(cfg.data)
-        # Only a module that names `optimizer`/`scheduler` parameters gets those groups; any other
-        # LightningModule makes its own in configure_optimizers.
-        groups = {name: instantiate(cfg[name]) for name in extras.optimizer_groups(cfg.model)
-                  if cfg.get(name) is not None}
-        module = instantiate(cfg.model, **groups)
-    except InstantiationException as e:
-        raise ConfigError(explain_instantiation(e, cfg)) from None
+    datamodule, module = build_modules(cfg)
+    # finetune: init_from's weights loaded, freeze patterns and the backbone's learning rate checked.
+    transfer = prepare_module(cfg, module, store.tracking_uri(cfg.tracking.uri))
     config_callbacks = from_config(cfg)
     try:
         if not ranks.is_follower():   # Lightning's order: download (once per machine), then set up
@@ -194,7 +284,7 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
     try:
         trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(workdir),
                               callbacks=[checkpoint, EpochStats(), LogFigures(), monitor, *config_callbacks,
-                                         *callbacks])
+                                         *transfer.callbacks, *callbacks])
         ranks.processes_needed(trainer)
     except InstantiationException as e:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -202,7 +292,20 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
     except ConfigError:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return _Parts(datamodule, module, trainer, checkpoint, workdir)
+    return _Parts(datamodule, module, trainer, checkpoint, workdir, transfer.tags)
+
+
+def build_modules(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule]:
+    """The run's data module and LightningModule, as its config says (also how `explain` rebuilds a run)."""
+    try:
+        datamodule = instantiate(cfg.data)
+        # Only a module that names `optimizer`/`scheduler` parameters gets those groups; any other
+        # LightningModule makes its own in configure_optimizers.
+        groups = {name: instantiate(cfg[name]) for name in extras.optimizer_groups(cfg.model)
+                  if cfg.get(name) is not None}
+        return datamodule, instantiate(cfg.model, **groups)
+    except InstantiationException as e:
+        raise ConfigError(explain_instantiation(e, cfg)) from None
 
 
 def _provenance(cfg: DictConfig, datamodule) -> tuple[dict[str, str], str]:

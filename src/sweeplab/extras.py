@@ -8,9 +8,11 @@ the README's table "Your own Lightning code" lists them. Imports no torch: `--pr
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import pandas
     import torch
 
 # Config groups handed to the model's `_target_` as keyword arguments, when it names them as parameters.
@@ -57,6 +59,39 @@ class HasNet(Protocol):
     """A module whose plain network `net` (one tensor in, one out) is what gets exported as the model."""
 
     net: torch.nn.Module
+
+
+@dataclass(frozen=True)
+class RowPreprocessing:
+    """What turns raw table rows into the network's input, and its output back into predictions.
+
+    `transformer` is fitted (training rows only) and needs nothing but scikit-learn to run:
+    `transformer.transform(frame)` maps a pandas DataFrame of the raw `numeric` and `categorical`
+    columns (NaN where a value is missing, categories as strings) to the network's input rows.
+    `classes` (classification) names the network's outputs in order; None means regression, where the
+    network predicts `(target - target_mean) / target_std`.
+    """
+
+    transformer: Any
+    numeric: list[str]
+    categorical: list[str]
+    target: str
+    classes: list[str] | None = None
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+
+@runtime_checkable
+class RawRows(Protocol):
+    """A data module whose examples start as table rows: the exported model is then an MLflow pyfunc that
+    takes a pandas DataFrame of raw rows and applies `row_preprocessing()` before the network
+    (tracking/raw_rows_export.py), instead of a bare network taking tensors."""
+
+    def raw_rows(self, n: int = 2) -> pandas.DataFrame:
+        """The first `n` raw validation rows (the model's input example), feature columns only."""
+        ...
+
+    def row_preprocessing(self) -> RowPreprocessing: ...
 
 
 def optimizer_groups(model_cfg) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from omegaconf import open_dict
 
 from sweeplab.errors import ConfigError
 from sweeplab.tracking import lookup, provenance, store
+from sweeplab.transfer.pinning import pin_source
 
 if TYPE_CHECKING:
     from sweeplab.experiment import Result
@@ -27,6 +28,10 @@ def reproduce(run_id: str, uri: str, check: bool, tolerance: float) -> int:
     with open_dict(cfg):
         cfg.tracking.uri = uri
         cfg.tracking.experiment = client.get_experiment(original.info.experiment_id).name
+        pin_source(cfg, tags)   # finetune.init_from: the weights the run started from, even if an alias moved
+        if tags.get("sweeplab.stopped") and tags.get("sweeplab.folds"):
+            raise ConfigError(f"run {original.info.run_id} is a cross-validation stopped early "
+                              f"({tags['sweeplab.stop_reason']}); reproduce that fold's run instead")
         if tags.get("sweeplab.stopped"):
             # A pruned trial stopped early: rerun the epochs it ran, so its metrics can be compared.
             cfg.trainer.max_epochs = len(client.get_metric_history(original.info.run_id, cfg.monitor.metric))

@@ -22,8 +22,9 @@ class ArrayImageDataModule(SplitDataModule):
     """
 
     def __init__(self, batch_size: int, train_size: int | None, augment: bool,
-                 num_workers: int, split_seed: int, on_device: bool | str = "auto"):
-        super().__init__(batch_size, num_workers)
+                 num_workers: int, split_seed: int, on_device: bool | str = "auto",
+                 folds: int | None = None, fold_strategy: str = "stratified", fold: int | None = None):
+        super().__init__(batch_size, num_workers, folds, fold_strategy, fold)
         if train_size is not None and train_size < 1:
             raise ValueError(f"data.train_size={train_size}: must be a positive number or null (all)")
         device_data.check_choice(on_device)
@@ -52,6 +53,9 @@ class ArrayImageDataModule(SplitDataModule):
             keep = np.random.default_rng(self.split_seed).permutation(len(x_train))[: self.train_size]
             x_train, y_train = x_train[np.sort(keep)], y_train[np.sort(keep)]
             arrays["train"] = (x_train, y_train)
+        if self.fold is not None:
+            arrays.update(self._fold_arrays(arrays))
+            x_train = arrays["train"][0]
         self.fingerprint = fingerprint(arrays)
         mean = float(x_train.mean(dtype=np.float64))
         std = float(x_train.std(dtype=np.float64)) or 1.0
@@ -59,6 +63,13 @@ class ArrayImageDataModule(SplitDataModule):
             name: TensorDataset(self.inputs(x, mean, std), torch.tensor(y, dtype=torch.long))
             for name, (x, y) in arrays.items()
         }
+
+    def _fold_arrays(self, arrays: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """This fold's training and validation arrays, from the training and validation splits pooled."""
+        x = np.concatenate([arrays["train"][0], arrays["val"][0]])
+        y = np.concatenate([arrays["train"][1], arrays["val"][1]])
+        train, val = self.fold_indices(len(x), y, self.split_seed)
+        return {"train": (x[train], y[train]), "val": (x[val], y[val])}
 
     def inputs(self, x: np.ndarray, mean: float, std: float) -> torch.Tensor:
         """The model's input tensor for arrays `x`, normalised: images NxCxHxW here; subclasses may reshape."""

@@ -29,9 +29,11 @@ class CO2DataModule(SplitDataModule):
 
     def __init__(self, window: int = 104, horizon: int = 13, relative: bool = True, batch_size: int = 64,
                  val_fraction: float = 0.15, test_fraction: float = 0.15, num_workers: int = 0,
-                 input_size: int | None = None, vocab_size: int | None = None):
+                 input_size: int | None = None, vocab_size: int | None = None,
+                 folds: int | None = None, fold_strategy: str = "timeseries", fold: int | None = None):
         # input_size and vocab_size are read by the model's config, not here.
-        super().__init__(batch_size, num_workers)
+        # Folds keep time order: shuffled folds would train on weeks after those validated on.
+        super().__init__(batch_size, num_workers, folds, fold_strategy, fold, fold_strategies=("timeseries",))
         if window < 1 or horizon < 1:
             raise ValueError(f"data.window={window}, data.horizon={horizon}: both must be at least 1")
         split_ends(100, val_fraction, test_fraction)   # checks the fractions now, before any work
@@ -54,10 +56,14 @@ class CO2DataModule(SplitDataModule):
         series = self.load_series()
         values = series.to_numpy(dtype=np.float64)
         train_end, val_end = split_ends(len(values), self.val_fraction, self.test_fraction)
+        test_start = val_end
+        if self.fold is not None:   # fold k: the weeks before its validation block train (TimeSeriesSplit)
+            train, val = self.fold_indices(val_end, None, 0)
+            train_end, val_end = int(train[-1]) + 1, int(val[-1]) + 1
         filled = fill_gaps(values, [train_end, val_end, len(values)])
         self.mean, self.std = float(filled[0].mean()), float(filled[0].std()) or 1.0
         scaled = [(v - self.mean) / self.std for v in filled]
-        periods = {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, len(values))}
+        periods = {"train": (0, train_end), "val": (train_end, val_end), "test": (test_start, len(values))}
         observed = (values - self.mean) / self.std
         arrays = {name: windows(s, start, end, self.window, self.horizon, observed)
                   for s, (name, (start, end)) in zip(scaled, periods.items())}

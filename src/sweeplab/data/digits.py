@@ -13,8 +13,10 @@ class DigitsDataModule(ArrayImageDataModule):
     def __init__(self, batch_size: int = 32, train_size: int | None = None,
                  val_fraction: float = 0.2, test_fraction: float = 0.2, augment: bool = False,
                  num_workers: int = 0, split_seed: int = 0, on_device: bool | str = "auto",
-                 input_shape: list[int] | None = None, num_classes: int | None = None):
-        super().__init__(batch_size, train_size, augment, num_workers, split_seed, on_device)
+                 input_shape: list[int] | None = None, num_classes: int | None = None,
+                 folds: int | None = None, fold_strategy: str = "stratified", fold: int | None = None):
+        super().__init__(batch_size, train_size, augment, num_workers, split_seed, on_device,
+                         folds, fold_strategy, fold)
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError("data.val_fraction and data.test_fraction must be in (0, 1) "
                              "and sum to less than 1")

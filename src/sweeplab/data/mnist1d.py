@@ -18,10 +18,11 @@ class MNIST1DDataModule(ArrayImageDataModule):
 
     def __init__(self, batch_size: int = 64, val_size: int = 500, train_size: int | None = None,
                  num_samples: int = 5000, split_seed: int = 0, num_workers: int = 0, on_device: bool | str = "auto",
-                 num_classes: int | None = None, input_size: int | None = None, vocab_size: int | None = None):
+                 num_classes: int | None = None, input_size: int | None = None, vocab_size: int | None = None,
+                 folds: int | None = None, fold_strategy: str = "stratified", fold: int | None = None):
         # num_classes, input_size and vocab_size are read by the model's config, not here.
         super().__init__(batch_size, train_size, augment=False, num_workers=num_workers, split_seed=split_seed,
-                         on_device=on_device)
+                         on_device=on_device, folds=folds, fold_strategy=fold_strategy, fold=fold)
         if num_samples < 100:
             raise ValueError(f"data.num_samples={num_samples}: must be at least 100")
         self.val_size = val_size

@@ -26,9 +26,10 @@ class TextDataModule(SplitDataModule):
                  labels: list[str] | None = None, num_classes: int | None = None,
                  val_fraction: float = 0.1, test_fraction: float = 0.2, train_size: int | None = None,
                  split_seed: int = 0, num_workers: int = 0,
-                 vocab_size: int | None = None, input_size: int | None = None):
+                 vocab_size: int | None = None, input_size: int | None = None,
+                 folds: int | None = None, fold_strategy: str = "stratified", fold: int | None = None):
         # vocab_size (the rows of the model's embedding) and input_size are read by the model's config.
-        super().__init__(batch_size, num_workers)
+        super().__init__(batch_size, num_workers, folds, fold_strategy, fold)
         if vocab_size is not None and vocab_size < max_vocab:
             raise ValueError(f"data.vocab_size={vocab_size} (the model's embedding rows) must be at least "
                              f"data.max_vocab={max_vocab}")
@@ -94,9 +95,13 @@ class TextDataModule(SplitDataModule):
         """Stratified and seeded by `split_seed` (not `seed`), so every trial of a sweep sees the same split."""
         x_rest, x_test, y_rest, y_test = train_test_split(
             x, y, test_size=self.test_fraction, stratify=y, random_state=self.split_seed)
-        x_train, x_val, y_train, y_val = train_test_split(
-            x_rest, y_rest, test_size=self.val_fraction / (1 - self.test_fraction),
-            stratify=y_rest, random_state=self.split_seed)
+        if self.fold is None:
+            x_train, x_val, y_train, y_val = train_test_split(
+                x_rest, y_rest, test_size=self.val_fraction / (1 - self.test_fraction),
+                stratify=y_rest, random_state=self.split_seed)
+        else:   # cross-validation: fold `fold` of what is not test validates, the rest trains
+            train, val = self.fold_indices(len(x_rest), y_rest, self.split_seed)
+            x_train, x_val, y_train, y_val = x_rest[train], x_rest[val], y_rest[train], y_rest[val]
         if self.train_size is not None:
             if self.train_size > len(x_train):
                 raise ValueError(f"data.train_size={self.train_size}: only {len(x_train)} "

@@ -24,4 +24,8 @@ def cosine(optimizer: Optimizer, total_steps: int, min_lr: float = 0.0) -> LRSch
 
 
 def one_cycle(optimizer: Optimizer, total_steps: int, max_lr: float, pct_start: float = 0.3) -> LRScheduler:
-    return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(total_steps, 2), pct_start=pct_start)
+    # Each parameter group peaks at max_lr times its lr relative to the first group's (a backbone's
+    # finetune.backbone_lr_scale is kept); OneCycleLR would otherwise give every group the same max_lr.
+    first = optimizer.param_groups[0]["lr"]
+    peaks = [max_lr * (group["lr"] / first if first else 1.0) for group in optimizer.param_groups]
+    return OneCycleLR(optimizer, max_lr=peaks, total_steps=max(total_steps, 2), pct_start=pct_start)

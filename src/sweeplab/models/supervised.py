@@ -37,10 +37,17 @@ class SupervisedModule(pl.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.train_loss, self.val_loss, self.test_loss = BatchMean(), BatchMean(), BatchMean()
+        # The backbone's learning rate is optimizer.lr times this, in a second parameter group; None: one group.
+        # Set by sweeplab.transfer from finetune.backbone_lr_scale, not a constructor argument (see conf/finetune/).
+        self.backbone_lr_scale: float | None = None
 
     @property
     def backbone(self) -> nn.Module:
         return self.net[0]
+
+    @property
+    def head(self) -> nn.Module:
+        return self.net[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -90,12 +97,23 @@ class SupervisedModule(pl.LightningModule):
         self.log_dict(values, sync_dist=True)
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(self._parameter_groups())
+        if self.backbone_lr_scale is not None:
+            optimizer.param_groups[1]["lr"] *= self.backbone_lr_scale
         if self.scheduler_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _parameter_groups(self):
+        """One group of every parameter, or with backbone_lr_scale: the rest (group 0), then the backbone (group 1).
+        Frozen parameters (finetune.freeze) are included: they get no gradient, so the optimizer skips them."""
+        if self.backbone_lr_scale is None:
+            return self.parameters()
+        in_backbone = {id(p) for p in self.backbone.parameters()}
+        return [{"params": [p for p in self.parameters() if id(p) not in in_backbone]},
+                {"params": list(self.backbone.parameters())}]
 
     @torch.no_grad()
     def figures(self, datamodule) -> dict:

@@ -28,7 +28,7 @@ FORCED_TAG = "sweeplab.forced"  # on the parent run: each `sweep.resume=force` t
 # choices are not overrides here: their effect is recorded as a piece of its own.
 NOT_DEFINING = ("sweep.n_trials", "sweep.workers", "sweep.timeout", "sweep.storage", "sweep.study_name",
                 "sweep.max_consecutive_failures", "sweep.register_as", "sweep.devices_per_trial",
-                "sweep.resume", "tracking", "hydra")
+                "sweep.resume", "sweep.warm_start", "tracking", "hydra")
 RECORDED_APART = ("sweep.params", "sweep.sampler", "sweep.pruner", "sweep.metric", "sweep.direction",
                   "sweep.objective", "sampler", "pruner")
 PIECES = ("space", "sampler", "pruner", "metric", "direction", "objective", "overrides")

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 
 from sweeplab.config import compose_config, compose_with_choices
 from sweeplab.errors import ConfigError
-from sweeplab.sweep import placement, report, study as studies
+from sweeplab.explain.after_sweep import explain_best_trial
+from sweeplab.sweep import placement, report, study as studies, warm_start
 from sweeplab.sweep.progress import Progress
 from sweeplab.sweep.settings import SweepSettings, read_settings
 from sweeplab.sweep.join import join, tidy as _tidy
@@ -45,6 +46,7 @@ def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings
     uri = store.tracking_uri(cfg.tracking.uri)
     store.check_reachable(uri)
     check_storage(settings.storage)
+    settings.warm_start = warm_start.resolve(settings, uri)   # None when the study exists: nothing to seed
     return settings, uri
 
 
@@ -82,6 +84,8 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
 
         link = register(client, parent_run_id, settings.register_as)
         print(f"registered the best trial's model as {link} ({settings.register_as}@{ALIAS})")
+    if code == 0:   # tracking.log_explanations: the best trial's, once (not after Ctrl-C or failures)
+        explain_best_trial(client, parent_run_id)
     print(f"parent run {parent_run_id}, the trials nested under it")
     print(links.run_hint(uri, client.get_run(parent_run_id).info.experiment_id, parent_run_id))
     return code

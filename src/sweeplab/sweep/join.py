@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import optuna
 
-from sweeplab.sweep import definition, report, study as studies
+from sweeplab.explain.after_sweep import explain_best_trial
+from sweeplab.sweep import definition, report, study as studies, warm_start
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.storage import open_storage, study_lock
 from sweeplab.tracking import store
@@ -50,6 +51,8 @@ def join(settings: SweepSettings, overrides: list[str], uri: str) -> Joined:
         parent_run_id = study.user_attrs.get(studies.PARENT_RUN_ATTR)
         if not parent_run_id:
             parent_run_id = _create_parent(client, settings, overrides, wanted)
+            if settings.warm_start and not study.trials:   # a new study: seeded once, by the process making it
+                warm_start.seed(study, settings, storage, client, parent_run_id)
             study.set_user_attr(studies.PARENT_RUN_ATTR, parent_run_id)
         elif studies.counts(study)["finished"] < settings.n_trials:
             if client.get_run(parent_run_id).info.status != "RUNNING":
@@ -116,6 +119,7 @@ def finish_if_complete(joined: Joined, settings: SweepSettings) -> bool:
             return False
         report.record_on_parent(client, parent_run_id, study, settings)
         client.set_terminated(parent_run_id, "FINISHED")
+        explain_best_trial(client, parent_run_id)   # tracking.log_explanations: once, under the lock
         return True
 
 

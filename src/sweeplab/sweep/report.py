@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from sweeplab.sweep.seeded import best_of, own_trials, seeded_trials
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.study import counts
 
@@ -18,21 +19,24 @@ PLOTS = ("plot_optimization_history", "plot_parallel_coordinate", "plot_param_im
 
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    """The sweep's own best: trials seeded by a warm start are not candidates (they have no run here)."""
+    complete = own_trials(study, states=(TrialState.COMPLETE,))
     if not complete:
         return []
+    if seeded_trials(study):
+        return best_of(complete, study.directions)
     return study.best_trials if len(study.directions) > 1 else [study.best_trial]
 
 
 def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Complete trials, best first (by the first objective)."""
+    """The sweep's own complete trials (seeded ones left out), best first (by the first objective)."""
     reverse = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = own_trials(study, states=(TrialState.COMPLETE,))
     return sorted(complete, key=lambda t: t.values[0], reverse=reverse)
 
 
 def record_on_parent(client, run_id: str, study: optuna.Study, settings: SweepSettings) -> None:
-    """Best value and params, counts by state, the trials table and Optuna's plots."""
+    """Best value and params, counts by state, the trials table, Optuna's plots and the one-page report.html."""
     found = counts(study)
     metrics = {f"trials/{state.lower()}": found[state] for state in ("COMPLETE", "PRUNED", "FAIL")}
     tags = {"sweeplab.trials": json.dumps({k: v for k, v in found.items()})}
@@ -55,6 +59,9 @@ def record_on_parent(client, run_id: str, study: optuna.Study, settings: SweepSe
         client.log_artifact(run_id, str(Path(folder) / "trials.csv"))
         for path in _plots(study, settings, Path(folder)):
             client.log_artifact(run_id, str(path), "plots")
+    from sweeplab.sweep.report_html import log_on_parent   # it reads best_trials() of this module: imported here
+
+    log_on_parent(client, run_id, study)   # report.html: the one-page report
 
 
 def _plots(study: optuna.Study, settings: SweepSettings, folder: Path) -> list[Path]:

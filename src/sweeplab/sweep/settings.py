@@ -13,6 +13,7 @@ from sweeplab.errors import ConfigError, cause_line
 from sweeplab.sweep.placement import AUTO
 from sweeplab.sweep.space import ABSENT, SearchSpace, parse_space
 from sweeplab.sweep.storage import StorageSpec, parse_storage
+from sweeplab.sweep.warm_start_value import WarmStart, parse as parse_warm_start
 
 DIRECTIONS = ("maximize", "minimize")
 OBJECTIVES = ("best", "last")   # a trial's value: its best epoch's sweep.metric, or its last (sweep/objective.py)
@@ -38,6 +39,7 @@ class SweepSettings:
     gpus: list[str] | None = None      # the GPUs local workers may use; set by the driver's checks
     objective: str = "best"            # best or last: which epoch's sweep.metric a trial reports
     resume: str = "auto"               # auto: continue only a study of the same definition; force: any
+    warm_start: WarmStart | None = None   # seed a new study with an earlier study's trials (warm_start.py)
 
     @property
     def multi_objective(self) -> bool:
@@ -101,7 +103,7 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
         space=space, sampler_cfg=node.sampler, pruner_cfg=node.pruner, register_as=node.get("register_as"),
         artifact_location=cfg.tracking.get("artifact_location"), devices_per_trial=node.get("devices_per_trial", 1),
         objective=objective,
-        resume=resume)
+        resume=resume, warm_start=parse_warm_start(node.get("warm_start")))
     settings.sampler()
     settings.pruner()
     return settings

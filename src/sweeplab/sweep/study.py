@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.errors import ConfigError
 from sweeplab.processes import alive
+from sweeplab.sweep.seeded import own_trials, seeded_trials
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.tracking.secrets import hide_passwords
 
@@ -59,9 +60,14 @@ def reload(settings: SweepSettings) -> optuna.Study:
 
 
 def counts(study: optuna.Study) -> Counter:
-    """Trials by state name: COMPLETE, PRUNED, FAIL, RUNNING, WAITING; "finished" = COMPLETE + PRUNED."""
-    found = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    """Trials by state name: COMPLETE, PRUNED, FAIL, RUNNING, WAITING; "finished" = COMPLETE + PRUNED.
+    Trials seeded by a warm start are not the sweep's own: counted apart ("seeded", when there are any),
+    so that sweep.n_trials counts only trials this sweep runs."""
+    found = Counter(t.state.name for t in own_trials(study))
     found["finished"] = found["COMPLETE"] + found["PRUNED"]
+    seeded = len(seeded_trials(study))
+    if seeded:
+        found["seeded"] = seeded
     return found
 
 

@@ -19,7 +19,7 @@ import optuna
 from omegaconf import DictConfig, open_dict
 from optuna.trial import TrialState
 
-from sweeplab.config import compose_config
+from sweeplab.config import compose_trial
 from sweeplab.experiment import run_experiment
 from sweeplab.sweep import study as studies
 from sweeplab.sweep.heartbeat import start_heartbeat  # ask/tell mode must record heartbeats itself
@@ -96,7 +96,7 @@ def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings,
     epochs = EpochValues(settings.metrics, settings.directions)
     heartbeat = start_heartbeat(storage, study.study_name, trial.number)
     try:
-        cfg = trial_config(overrides + trial_overrides, config_dirs, settings)
+        cfg = trial_config(overrides, config_dirs, settings, trial_overrides)
         result = run_experiment(cfg, overrides=overrides + trial_overrides, callbacks=[reporter, epochs],
                                 parent_run_id=parent_run_id, tags=tags, run_name=_run_name(trial))
     except KeyboardInterrupt:
@@ -130,9 +130,10 @@ def _run_name(trial: optuna.Trial) -> str:
     return f"trial-{trial.number} {shown}".strip()[:250]
 
 
-def trial_config(overrides: list[str], config_dirs: list[str], settings: SweepSettings) -> DictConfig:
+def trial_config(overrides: list[str], config_dirs: list[str], settings: SweepSettings,
+                 trial_overrides: list[str] = ()) -> DictConfig:
     """The trial's experiment config: the sweep node dropped, so it is exactly what `train` would run."""
-    cfg = compose_config(overrides, config_dirs)
+    cfg = compose_trial(overrides, list(trial_overrides), config_dirs)
     with open_dict(cfg):
         del cfg["sweep"]
         cfg.tracking.experiment = settings.mlflow_experiment

@@ -41,9 +41,16 @@ def training_run(client: MlflowClient, run_id: str) -> Run:
     return run
 
 
+def model_run(client: MlflowClient, run: Run) -> Run:
+    """The run that holds the trained model: the run itself, or for a cross-validation run (one model per
+    fold) the fold whose model is best by the monitored metric."""
+    best_fold = run.data.tags.get("sweeplab.cv_best_fold_run_id")
+    return get_run(client, best_fold) if best_fold else run
+
+
 def run_config(client: MlflowClient, run: Run) -> DictConfig:
     """The resolved config the run was trained with (its config.yaml artifact)."""
-    with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
+    with tempfile.TemporaryDirectory() as folder, no_progress_bar():
         try:
             path = client.download_artifacts(run.info.run_id, "config.yaml", folder)
         except (MlflowException, OSError):
@@ -52,7 +59,7 @@ def run_config(client: MlflowClient, run: Run) -> DictConfig:
 
 
 @contextmanager
-def _no_progress_bar():
+def no_progress_bar():
     """MLflow draws a download progress bar even for one small file."""
     name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
     before = os.environ.get(name)

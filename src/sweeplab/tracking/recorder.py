@@ -36,6 +36,9 @@ class NoRecorder:
     def set_tags(self, tags: dict[str, str]) -> None:
         pass
 
+    def at_best_epoch(self, metric: str, mode: str) -> dict[str, float]:
+        return {}
+
     def log_outputs(self, cfg: DictConfig, best_checkpoint: str | None, module: pl.LightningModule,
                     datamodule: pl.LightningDataModule) -> None:
         pass
@@ -70,7 +73,8 @@ class RunRecorder(NoRecorder):
         # reset: every run would be called the same.
         run_name = (run_name or cfg.tracking.run_name
                     or f"{cfg.tracking.experiment}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+        # A fold's run starts while its cross-validation run is active: MLflow nests it only when told.
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=mlflow.active_run() is not None,
                                parent_run_id=parent_run_id, tags=tags, log_system_metrics=bool(interval))
         recorder = cls(client, run.info.run_id)
         recorder.run_name = run.info.run_name
@@ -92,6 +96,18 @@ class RunRecorder(NoRecorder):
     def set_tags(self, tags: dict[str, str]) -> None:
         mlflow.set_tags(tags)
 
+    def log_summary(self, metrics: dict[str, float]) -> None:
+        """Figures computed after training (a cross-validation's cv/ means), at step 0."""
+        self.logger.log_metrics(metrics, step=0)
+        self.logger.flush()
+
+    def at_best_epoch(self, metric: str, mode: str) -> dict[str, float]:
+        """Every per-epoch metric's value at the epoch whose checkpoint was kept ({} when `metric` was never logged)."""
+        if not any(m.key == metric for m in self.logger.history):
+            return {}
+        epoch = self._best_epoch(metric, mode)
+        return {m.key: m.value for m in self.logger.history if m.step == epoch}
+
     def log_outputs(self, cfg: DictConfig, best_checkpoint: str | None, module: pl.LightningModule,
                     datamodule: pl.LightningDataModule) -> None:
         self.logger.flush()
@@ -106,6 +122,9 @@ class RunRecorder(NoRecorder):
                 mlflow.set_tag("sweeplab.model", f"not logged: {skipped}"[:MAX_TAG_LENGTH])
             else:
                 self._link_to_model(mlflow.last_logged_model().model_id, best_epoch)
+        if cfg.tracking.get("log_explanations"):   # imported only then: Captum is not needed to train
+            from sweeplab.explain.run_end import explain_at_end
+            explain_at_end(self.client, self.run_id, cfg, module, datamodule)
 
     def _best_epoch(self, metric: str, mode: str) -> int:
         """The epoch whose checkpoint is the best one: the first with the best value, as ModelCheckpoint keeps."""
