@@ -118,6 +118,10 @@ def test_same_command_same_metrics(smoke_run, tmp_path):
     (["experiment=fashion_cnn", "data.root=/nonexistent/fashion"], "no such directory"),
     (["tracking.uri=http://127.0.0.1:{port}"], "is unreachable"),
     (["data.train_size=0"], "data.train_size=0"),
+    (["experiment=text_lstm", "data=text_csv", "data.num_classes=2"],
+     "data.path: not set (??? in the config); give it on the command line, e.g. data.path=VALUE"),
+    (["experiment=text_lstm", "data=text_csv", "data.path=x.csv"],
+     "data.num_classes: not set (??? in the config), and model.num_classes needs it"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_run(tmp_path, args, message):
     args = [a.format(port=free_port()) for a in args]

@@ -268,6 +268,11 @@ def _check_resolvable(cfg: DictConfig) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as e:
+        # `${data.num_classes}` where data.num_classes is ???: OmegaConf names the missing key only in its text.
+        missing = re.search(r"Missing mandatory value: ([\w.\[\]]+)", str(e))
+        if missing and e.full_key:
+            raise ConfigError(f"{missing[1]}: not set (??? in the config), and {e.full_key} needs it; give it "
+                              f"on the command line, e.g. {missing[1]}=VALUE") from None
         raise ConfigError(f"config cannot be resolved: {_one_line(str(e))}") from None
 
 

@@ -89,6 +89,10 @@ def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks:
     OnEveryRank run on every rank, those that are FoldAware hear of each fold. Raises ConfigError, with no
     run created, when the input is bad.
     """
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: not set (??? in the config); give "
+                          f"{'it' if len(missing) == 1 else 'them'} on the command line, e.g. {missing[0]}=VALUE")
     uri = None
     if not ranks.is_follower():
         uri = store.tracking_uri(cfg.tracking.uri)
