@@ -20,20 +20,18 @@ class Headless(nn.Module):
             raise ValueError(f"model.backbone.network built a {type(network).__name__}, not a torch nn.Module")
         if weights_path:
             load_file_strictly(network, weights_path, "model.backbone.weights_path")
-        *path, name = head_attribute.split(".")
-        owner = network
-        for part in path:
-            owner = getattr(owner, part, None)
-        head = getattr(owner, name, None) if isinstance(owner, nn.Module) else None
-        if not isinstance(head, nn.Module):
+        try:
+            head = network.get_submodule(head_attribute)   # a dotted path for a nested head (heads.head)
+        except AttributeError:
             children = ", ".join(n for n, _ in network.named_children())
             raise ValueError(f"model.backbone.head_attribute={head_attribute}: {type(network).__name__} has no such "
-                             f"module; its children are {children}")
+                             f"module; its children are {children}") from None
         features = out_features or _in_features(head)
         if not features:
             raise ValueError(f"model.backbone.out_features=null: {head_attribute} has no Linear layer to read the "
                              "feature count from; set model.backbone.out_features")
-        setattr(owner, name, nn.Identity())
+        parent, _, name = head_attribute.rpartition(".")
+        setattr(network.get_submodule(parent), name, nn.Identity())   # get_submodule("") is the network
         self.network = network
         self.out_features = features
 
