@@ -12,6 +12,7 @@ import statistics
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sweeplab.data import folds as fold_splits
 from sweeplab.errors import ConfigError
 
 # What a fold's summary keeps: validation metrics at its best epoch, test metrics (measured on that epoch's
@@ -28,8 +29,10 @@ def wanted(cfg: DictConfig) -> bool:
 def fold_configs(cfg: DictConfig) -> list[DictConfig]:
     """The config of each fold: the run's own with data.fold=k."""
     folds = cfg.data.folds
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ConfigError(f"data.folds={folds}: must be a whole number of at least 2, or null (no cross-validation)")
+    try:   # the data modules' own check of the count (each checks its allowed strategies when built)
+        fold_splits.check(folds, None, fold_splits.STRATEGIES[0])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     configs = []
     for k in range(folds):
         fold_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
