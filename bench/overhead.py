@@ -6,6 +6,10 @@ once at the end. The platform side also writes its full MLflow record (params, p
 metrics, config, checkpoint, model). A third side, "user", runs the same network as a plain
 LightningModule of the user's (bench/step_logging.py) that logs its loss with `self.log` every
 step (`trainer.log_every_n_steps=1`: every value reaches MLflow), through the same run_experiment.
+Two more sides show what Lightning itself costs, with no sweeplab around it: "lightning" fits and
+tests the platform's own module in a plain `pl.Trainer` (no logger, no checkpoint, no callbacks),
+"user-lightning" the user module likewise; what a sweeplab side costs above its Lightning side is
+sweeplab's share.
 Each round runs the sides back to back, in alternating order (A B C, C B A, A B C, ...), in one
 process, after one untimed warm-up of each (first-call costs: torch._dynamo, torch.export,
 MLflow's schema).
@@ -33,12 +37,29 @@ from hydra.utils import instantiate
 from torch import nn
 
 from sweeplab.config import compose_config
-from sweeplab.experiment import run_experiment
+from sweeplab.experiment import build_modules, run_experiment
 
 
 def platform_run(cfg) -> float:
     started = time.perf_counter()
     run_experiment(cfg)
+    return time.perf_counter() - started
+
+
+def lightning_run(cfg) -> float:
+    """The same module and data in a plain Lightning Trainer: no logger, checkpoint or callbacks."""
+    import pytorch_lightning as pl
+
+    started = time.perf_counter()
+    pl.seed_everything(cfg.seed, verbose=False)
+    torch.utils.deterministic.fill_uninitialized_memory = False   # as run_experiment sets it
+    datamodule, module = build_modules(cfg)
+    trainer = pl.Trainer(max_epochs=cfg.trainer.max_epochs, accelerator="cpu", devices=1, deterministic=True,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0,
+                         log_every_n_steps=cfg.trainer.log_every_n_steps)
+    trainer.fit(module, datamodule=datamodule)
+    trainer.test(module, datamodule=datamodule, verbose=False)
     return time.perf_counter() - started
 
 
@@ -100,7 +121,8 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}; {args.train_size} train images, "
           f"{args.epochs} epochs, batch 64; warm-up of each side first", flush=True)
     sides = [("bare", lambda: bare_run(cfg)), ("platform", lambda: platform_run(cfg)),
-             ("user", lambda: platform_run(user_cfg))]
+             ("user", lambda: platform_run(user_cfg)), ("lightning", lambda: lightning_run(cfg)),
+             ("user-lightning", lambda: lightning_run(user_cfg))]
     for _, run in sides:
         run()
     timings = {name: [] for name, _ in sides}
@@ -108,7 +130,7 @@ def main() -> None:
         for name, run in (sides if i % 2 == 0 else sides[::-1]):
             seconds = run()
             timings[name].append(seconds)
-            print(f"  round {i + 1} {name:<8} {seconds:7.2f} s", flush=True)
+            print(f"  round {i + 1} {name:<14} {seconds:7.2f} s", flush=True)
     bare, platform = (statistics.median(timings[k]) for k in ("bare", "platform"))
     paired = statistics.median(p / b for p, b in zip(timings["platform"], timings["bare"]))
     print(f"median bare {bare:.2f} s, platform {platform:.2f} s (whole run_experiment: "
@@ -118,6 +140,10 @@ def main() -> None:
     user = statistics.median(u / b for u, b in zip(timings["user"], timings["bare"]))
     print(f"user module logging every step (bench/step_logging.py) / bare {user:.3f} (median of per-round "
           f"ratios: {' '.join(f'{u / b:.3f}' for u, b in zip(timings['user'], timings['bare']))})")
+    for name, label in (("lightning", "sweeplab's module in a plain Lightning Trainer"),
+                        ("user-lightning", "the user module in a plain Lightning Trainer")):
+        ratio = statistics.median(x / b for x, b in zip(timings[name], timings["bare"]))
+        print(f"{label} / bare {ratio:.3f}")
     print(f"platform/bare {paired:.3f} (median of per-round ratios)")
 
 

@@ -4,7 +4,8 @@ For each seed, two real `sweeplab sweep` commands run, each in its own temporary
 study, SQLite MLflow store), over the same search space (the sweep file's params) and budget:
 
   A. sampler=random pruner=none, --trials trials, every one trained for the full --epochs;
-  B. sampler=tpe pruner=hyperband, at most --tpe-trials trials.
+  B. the sweep file's own sampler and pruner (what `sweeplab sweep` ships: TPE + Hyperband for
+     fashion_cnn), at most --tpe-trials trials; --pruner/--sampler choose others.
 
 Epochs consumed are counted from each study in trial-number order (the order trials were asked
 for): a complete trial counts trainer.max_epochs, a pruned (or failed) one the number of
@@ -21,6 +22,11 @@ use --val-size larger and several seeds for a figure to rely on. Slow: about 15-
 seed on 2 cores with the defaults. --quick runs the digits sweep with few trials, only to check
 that the script works.
 
+To compare pruners without paying for the random arm again: --random-from LOG takes each seed's
+random sweep from the folder an earlier run of this script printed in LOG (same seeds, space and
+size), and --pruned KEY=VALUE (repeatable) overrides sweep B alone, e.g.
+`--pruner halving --pruned sweep.pruner.reduction_factor=3 --random-from bench/results/sweep_efficiency_3seeds.log`.
+
     python bench/sweep_efficiency.py [--seeds 1] [--trials 30] [--tpe-trials 30] [--epochs 4]
                                      [--train-size 8000] [--val-size 2000] [--quick] [key=value ...]
 """
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -59,8 +66,20 @@ def run_sweep(label: str, overrides: list[str], timeout: float) -> tuple[optuna.
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"sweep {label} failed (exit {done.returncode}); see {folder}/sweep.log")
-    study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))))
-    return study, wall, folder
+    return load_study(folder), wall, folder
+
+
+def load_study(folder: Path) -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(folder / "optuna.journal")))
+    return optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+
+
+def recorded_random(log: Path, seed: int) -> Path:
+    """The folder of seed `seed`'s random sweep, as an earlier run printed it in `log`."""
+    found = re.search(rf"seed {seed}: random sweep .*?\((?:\d+) s, (/\S+?)\)", log.read_text())
+    if not found or not (Path(found.group(1)) / "optuna.journal").exists():
+        raise SystemExit(f"{log}: no random sweep of seed {seed} whose folder still exists")
+    return Path(found.group(1))
 
 
 def epochs_of(trial: optuna.trial.FrozenTrial, max_epochs: int) -> int:
@@ -84,10 +103,15 @@ def one_seed(seed: int, args, base: list[str]) -> tuple[float, bool]:
     random_overrides = [*base, "sampler=random", "pruner=none", f"sweep.n_trials={args.trials}",
                         f"sweep.sampler.seed={seed}"]
     tpe_seed = seed + args.tpe_seed_offset
-    tpe_overrides = [*base, "sampler=tpe", "pruner=hyperband", f"sweep.n_trials={args.tpe_trials}",
-                     f"sweep.sampler.seed={tpe_seed}"]
+    chosen = [f"sampler={args.sampler}"] * bool(args.sampler) + [f"pruner={args.pruner}"] * bool(args.pruner)
+    tpe_overrides = [*base, *chosen, f"sweep.n_trials={args.tpe_trials}", f"sweep.sampler.seed={tpe_seed}",
+                     *args.pruned]
     stamp = time.strftime("%H%M%S")
-    random_study, random_wall, random_folder = run_sweep(f"random_s{seed}_{stamp}", random_overrides, args.timeout)
+    if args.random_from:
+        random_folder = recorded_random(args.random_from, seed)
+        random_study, random_wall = load_study(random_folder), 0.0
+    else:
+        random_study, random_wall, random_folder = run_sweep(f"random_s{seed}_{stamp}", random_overrides, args.timeout)
     random_rows = history(random_study, args.epochs)
     values = [v for _, _, v in random_rows if v is not None]
     if not values:
@@ -102,7 +126,7 @@ def one_seed(seed: int, args, base: list[str]) -> tuple[float, bool]:
                                                                             TrialState.FAIL)}
     tpe_values = [v for _, _, v in tpe_rows if v is not None]
     tpe_best = max(tpe_values) if tpe_values else float("nan")
-    print(f"  seed {seed}: TPE+hyperband (seed {tpe_seed}) {len(tpe_rows)} trials ({states['COMPLETE']} complete, "
+    print(f"  seed {seed}: pruned sweep (seed {tpe_seed}) {len(tpe_rows)} trials ({states['COMPLETE']} complete, "
           f"{states['PRUNED']} pruned, {states['FAIL']} failed), {tpe_total} epochs, best {tpe_best:.4f} "
           f"({tpe_wall:.0f} s, {tpe_folder})", flush=True)
     reached = next(((number, epochs) for number, epochs, value in tpe_rows if value is not None and value >= target),
@@ -126,11 +150,17 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--sweep", default="fashion_cnn", help="the sweep file (sweeps/NAME.yaml)")
     parser.add_argument("--trials", type=int, default=30, help="trials of the random, unpruned sweep")
-    parser.add_argument("--tpe-trials", type=int, default=30, help="cap on the TPE + hyperband sweep's trials")
+    parser.add_argument("--tpe-trials", type=int, default=30, help="cap on the pruned sweep's trials")
     parser.add_argument("--epochs", type=int, default=4, help="trainer.max_epochs (hyperband's max resource)")
     parser.add_argument("--train-size", type=int, default=8000, help="data.train_size (fashion only)")
     parser.add_argument("--val-size", type=int, default=2000, help="data.val_size (fashion only)")
     parser.add_argument("--workers", type=int, default=2, help="sweep.workers for both sweeps")
+    parser.add_argument("--sampler", default=None, help="sampler group for sweep B (default: the sweep file's)")
+    parser.add_argument("--pruner", default=None, help="pruner group for sweep B (default: the sweep file's)")
+    parser.add_argument("--pruned", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for sweep B alone (repeatable), e.g. sweep.pruner.reduction_factor=3")
+    parser.add_argument("--random-from", type=Path, default=None, metavar="LOG",
+                        help="take each seed's random sweep from an earlier run's log instead of running it")
     parser.add_argument("--tpe-seed-offset", type=int, default=1000,
                         help="TPE's sampler seed is the seed plus this, so its start-up draws differ from random's")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds allowed per sweep command")
@@ -144,7 +174,7 @@ def main() -> None:
     if args.sweep.startswith("fashion"):
         base += [f"data.train_size={args.train_size}", f"data.val_size={args.val_size}"]
     base += args.overrides
-    print(f"{args.sweep}: random (pruner=none) {args.trials} trials vs TPE + hyperband (cap {args.tpe_trials}), "
+    print(f"{args.sweep}: random (pruner=none) {args.trials} trials vs the pruned sweep (cap {args.tpe_trials}), "
           f"{args.epochs} epochs max a trial, {args.workers} workers each; overrides: {' '.join(base)}"
           + ("  [--quick: a check of the script, not a measurement]" if args.quick else ""), flush=True)
     ratios, all_reached = [], True
@@ -158,7 +188,7 @@ def main() -> None:
         print(f"over {len(ratios)} seeds: mean {bound}{mean:.3f}, sd {statistics.stdev(ratios):.3f}, "
               f"min {min(ratios):.3f}, max {max(ratios):.3f}"
               + ("" if all_reached else " (a seed that never reached the target counts its lower bound)"))
-    print("epochs_ratio = TPE+hyperband epochs until its best first reached the random sweep's best / the random "
+    print("epochs_ratio = the pruned sweep's epochs until its best first reached the random sweep's best / the random "
           f"sweep's total epochs; goal <= 1/4 ({'met' if all_reached and mean <= 1 / 4 else 'NOT met'})")
     print(f"epochs_ratio {bound}{mean:.3f}")
 

@@ -25,7 +25,7 @@ from optuna.storages.journal import JournalFileBackend  # noqa: E402
 
 from sweep_efficiency import history  # noqa: E402   (this folder is on sys.path when run as a script)
 
-FOLDER = re.compile(r"seed (\d+): (random sweep|TPE\+hyperband).*?\((?:\d+) s, (/\S+?)\)")
+FOLDER = re.compile(r"seed (\d+): (random sweep|TPE\+hyperband|pruned sweep).*?\((?:\d+) s, (/\S+?)\)")
 
 
 def arms(log: str) -> dict[int, dict[str, Path]]:
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("log", type=Path)
     parser.add_argument("--out", type=Path, default=Path("bench/results/sweep_efficiency.png"))
     parser.add_argument("--epochs", type=int, default=4, help="trainer.max_epochs the benchmark ran with")
+    parser.add_argument("--label", default="TPE + Hyperband", help="the pruned arm's name in the plot")
     args = parser.parse_args()
     seeds = arms(args.log.read_text())
     if not seeds:
@@ -80,7 +81,7 @@ def main() -> None:
         for arm, style in (("random", "-"), ("tpe", "--")):
             x, y = best_so_far(rows[arm])
             axis.step(x, y, style, where="post", color=colour,
-                      label=f"seed {seed}, {'random, no pruning' if arm == 'random' else 'TPE + Hyperband'}")
+                      label=f"seed {seed}, {'random, no pruning' if arm == 'random' else args.label}")
     print(f"mean over {len(reach)} seeds: reach ratio {statistics.mean(reach):.3f}"
           + (f" ± {statistics.stdev(reach):.3f}" if len(reach) > 1 else "")
           + f" (goal <= 0.25); total ratio {statistics.mean(spend):.3f}"

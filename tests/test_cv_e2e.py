@@ -163,14 +163,14 @@ def test_cv_sweep_reports_fold_means_and_prunes_inside_the_first_fold(tmp_path):
         run = trials[str(trial.number)]
         folds = sorted(folds_of[run.info.run_id], key=lambda r: r.info.run_name)
         assert len(folds) == 3
-        # Fold k's epoch e was reported as step 3k + e, and the objective is the mean of the folds' best epochs.
-        assert sorted(trial.intermediate_values) == list(range(9))
+        # Fold k's n-th epoch was reported as step 3k + n, and the objective is the mean of the folds' best epochs.
+        assert sorted(trial.intermediate_values) == list(range(1, 10))
         best = [max(m.value for m in client.get_metric_history(f.info.run_id, "val/acc")) for f in folds]
         assert trial.value == pytest.approx(np.mean(best))
-        assert [trial.intermediate_values[3 * k + e] for k in range(3) for e in range(3)] == [
+        assert [trial.intermediate_values[3 * k + n] for k in range(3) for n in range(1, 4)] == [
             m.value for f in folds for m in sorted(client.get_metric_history(f.info.run_id, "val/acc"),
                                                    key=lambda m: m.step)]
-    stopped_early = [t for t in pruned if max(t.intermediate_values) < 3]
+    stopped_early = [t for t in pruned if max(t.intermediate_values) <= 3]
     assert stopped_early, [t.intermediate_values for t in pruned]
     for trial in stopped_early:   # pruned inside its first fold: no later fold ran
         run = trials[str(trial.number)]

@@ -70,6 +70,17 @@ def test_every_trial_pruned_gives_exact_counts(tmp_path):
     assert logs and not any("it/s" in log or "Epoch 0" in log for log in logs)
 
 
+def test_the_last_epoch_is_reported_but_never_pruned(tmp_path):
+    # Every value is below the threshold; with one epoch, that epoch is the last: the trial completes.
+    done = run_cli("sweep", *SMOKE, "trainer.max_epochs=1", "sweep.n_trials=2", "pruner=threshold",
+                   "sweep.pruner.lower=2.0", "tracking.log_model=false", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = study_of(tmp_path)
+    assert states(study) == Counter({"COMPLETE": 2})
+    for trial in study.trials:
+        assert list(trial.intermediate_values) == [1] and trial.value == trial.intermediate_values[1]
+
+
 def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
     storage = f"sqlite:///{tmp_path / 'S' / 'optuna.db'}"
     done = run_cli("sweep", *SMOKE, "sweep.n_trials=8", "sweep.workers=2", f"sweep.storage={storage}",
@@ -163,6 +174,49 @@ def test_sigkill_mid_trial_then_resume(tmp_path):
     assert dead.info.status == "KILLED" and dead.data.tags["optuna.state"] == "FAIL"
 
 
+def _sweeplab_processes_in(cwd: Path) -> list[int]:
+    """Live sweeplab processes (driver or workers) whose working directory is `cwd`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and Path(entry / "cwd").resolve() == cwd.resolve()
+                    and b"sweeplab" in (entry / "cmdline").read_bytes()
+                    and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"):
+                found.append(int(entry.name))
+        except OSError:
+            pass    # it ended while we looked, or is not ours to read
+    return found
+
+
+def test_sigterm_to_the_driver_stops_its_workers_like_ctrl_c(tmp_path):
+    args = ["sweep=digits_cnn", "trainer=cpu", "trainer.max_epochs=3", "trainer.limit_train_batches=40",
+            "sweep.n_trials=4", "sweep.workers=2", "pruner=none"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    with open(tmp_path / "err", "w") as err:
+        process = subprocess.Popen([SWEEPLAB, "sweep", *args], cwd=tmp_path, env=env, start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not _running_trial_has_metric(tmp_path / "mlruns" / "mlflow.db"):
+                time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)   # the driver alone, as `kill PID` does
+            assert process.wait(timeout=120) == 130
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _sweeplab_processes_in(tmp_path):
+                time.sleep(0.2)
+            assert not _sweeplab_processes_in(tmp_path)   # no worker left training
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            for pid in _sweeplab_processes_in(tmp_path):
+                os.kill(pid, signal.SIGKILL)
+    assert "interrupted; rerun the same command to resume" in (tmp_path / "err").read_text()
+    study = study_of(tmp_path)
+    stopped = [t for t in study.trials if t.state.name == "FAIL"]
+    assert stopped and all(t.user_attrs["sweeplab.error"] == "interrupted" for t in stopped)
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
+
+
 def test_nan_trials_fail_alone_and_too_many_failures_stop(tmp_path):
     space = "sweep.params.optimizer.lr=choice(0.01, 1e30)"
     done = run_cli("sweep", *SMOKE, "optimizer=sgd", space, "sampler=random", "sweep.n_trials=2",
@@ -187,6 +241,8 @@ def test_nan_trials_fail_alone_and_too_many_failures_stop(tmp_path):
     (["sweep=nope"], "available in 'sweep': "),
     (["sampler=nope"], "available in 'sampler'"),
     (["sweep.sampler._target_=optuna.samplers.NopeSampler"], "sweep.sampler._target_"),
+    (["pruner=none", "+sweep.pruner.reduction_factor=4"], "sweep.pruner: NopPruner() takes no arguments (given: "
+                                                           "reduction_factor); a pruner= or sampler= group choice"),
     (["sweep.params.optimizer.lr=interval(1)"], "sweep.params.optimizer.lr"),
     (["sweep.params.optimizer.lr=interval(0.1, 0.01)"], "sweep.params.optimizer.lr"),
     (["sweep.params.optimizer.lr=tag(log, interval(0, 0.1))"], "low > 0"),

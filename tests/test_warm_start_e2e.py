@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import run_cli
-from finished_sweep import STUDY, finished_sweep, journal, study_in, sweep_runs
+from finished_sweep import ARGS, STUDY, finished_sweep, journal, study_in, sweep_runs
 
 NEW = "digits_warm"
 TOP_K = 2
@@ -130,3 +130,52 @@ def test_bad_warm_start_exits_2_before_anything_is_written(warm, value, message)
     assert optuna.get_all_study_names(journal(folder)) == studies_before
     client = sweep_runs(folder)[0]
     assert client.get_experiment_by_name("sweep-digits_bad") is None
+
+
+def test_a_trial_reports_after_n_epochs_as_step_n(warm):
+    """Step n is the n-th epoch's sweep.metric (MLflow's step n - 1), so pruners count epochs."""
+    folder = warm[0]
+    client, _, runs = sweep_runs(folder)
+    run_of = {r.data.tags["optuna.trial_number"]: r.info.run_id for r in runs}
+    complete = study_in(folder).get_trials(states=(TrialState.COMPLETE,))
+    assert complete
+    for trial in complete:
+        history = sorted(client.get_metric_history(run_of[str(trial.number)], "val/acc"), key=lambda m: m.step)
+        assert trial.intermediate_values == {m.step + 1: m.value for m in history}
+        assert min(trial.intermediate_values) == 1
+
+
+def older_study(folder: Path, name: str) -> optuna.Study:
+    """A copy of the finished study as sweeplab recorded it before steps were epochs completed: the definition
+    without its 'steps' piece, and each value at the epoch index (one step earlier)."""
+    storage = journal(folder)
+    source = study_in(folder)
+    old = optuna.create_study(study_name=name, storage=storage, directions=source.directions)
+    recorded = json.loads(source.user_attrs["sweeplab.definition"])
+    del recorded["steps"]
+    for key, value in source.user_attrs.items():
+        old.set_user_attr(key, json.dumps(recorded) if key == "sweeplab.definition" else value)
+    old.add_trials([optuna.trial.create_trial(
+        state=t.state, values=t.values, params=t.params, distributions=t.distributions, user_attrs=t.user_attrs,
+        intermediate_values={step - 1: value for step, value in t.intermediate_values.items()})
+        for t in source.trials if t.state.is_finished()])
+    return old
+
+
+def test_an_older_study_is_not_resumed_as_the_same_sweep(warm):
+    folder = warm[0]
+    older_study(folder, "digits_older")
+    done = run_cli("sweep", *ARGS, "sweep.study_name=digits_older", cwd=folder)
+    assert done.returncode == 2
+    assert "steps epoch_index → epochs_completed" in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+
+
+def test_a_warm_start_from_an_older_study_moves_its_values_to_epochs_completed(warm):
+    folder = warm[0]
+    older_study(folder, "digits_older_source")
+    done = run_cli("sweep", *ARGS, "sweep.study_name=digits_from_older", "sweep.n_trials=1",
+                   "sweep.warm_start=digits_older_source,1", cwd=folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (seeded,) = [t for t in study_in(folder, "digits_from_older").trials if "sweeplab.seeded_from" in t.user_attrs]
+    original = study_in(folder).trials[seeded.user_attrs["sweeplab.seeded_trial"]]
+    assert seeded.intermediate_values == original.intermediate_values

@@ -156,6 +156,7 @@ def _sweep(args) -> int:
 
     if args.print_config:
         return _train(args)
+    _stop_on_sigterm()
     try:
         from sweeplab.sweep.driver import run_sweep
         return run_sweep(args.overrides, args.config_dir)
@@ -169,6 +170,7 @@ def _worker(args) -> int:
 
     if args.print_config:
         return _train(args)
+    _stop_on_sigterm()
     try:
         # The driver's checks: bad input exits 2 before the study or any run is created.
         from sweeplab.sweep.driver import prepare
@@ -306,6 +308,15 @@ def _ui(args, uri: str) -> int:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (kill, a scheduler's stop, `timeout`) stops a sweep or worker as Ctrl-C does: the driver
+    stops its workers, and each worker records its trial as interrupted (run again on resume). Python's
+    default would end the driver at once and leave its workers training, orphaned."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _answers(base: str, server, timeout: float = 120) -> bool:

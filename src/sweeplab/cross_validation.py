@@ -43,7 +43,7 @@ def fold_configs(cfg: DictConfig) -> list[DictConfig]:
 
 
 def epochs_per_fold(cfg: DictConfig) -> int:
-    """The step offset between folds in what a sweep reports: fold k's epoch e is step k * this + e."""
+    """The step offset between folds in what a sweep reports: fold k's n-th epoch is step k * this + n."""
     epochs = cfg.trainer.get("max_epochs")
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"data.folds={cfg.data.folds} needs a fixed trainer.max_epochs (>= 1), "
@@ -55,8 +55,9 @@ class FoldAware(abc.ABC):
     """A callback handed to run_experiment that must know which fold is starting (a sweep's reporter)."""
 
     @abc.abstractmethod
-    def start_fold(self, fold: int, first_step: int) -> None:
-        """Fold `fold` is about to train; its epoch e is step `first_step + e` of the whole run."""
+    def start_fold(self, fold: int, first_step: int, last: bool) -> None:
+        """Fold `fold` (the `last` one, or not) is about to train; its n-th epoch (n = 1, 2, ...) is step
+        `first_step + n` of the whole run."""
 
 
 def summary(folds: list[dict[str, float]]) -> dict[str, float]:

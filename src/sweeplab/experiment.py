@@ -154,7 +154,7 @@ def _cross_validate(cfg: DictConfig, uri: str, overrides: Sequence[str], callbac
             prepared = first if fold == 0 else _prepare(fold_cfg, callbacks)
             for callback in callbacks:
                 if isinstance(callback, cross_validation.FoldAware):
-                    callback.start_fold(fold, fold * steps)
+                    callback.start_fold(fold, fold * steps, last=fold == len(configs) - 1)
             result = _record(prepared, uri, [*overrides, f"data.fold={fold}"], callbacks, recorder.run_id,
                              {"sweeplab.role": "fold", "sweeplab.fold": str(fold), "sweeplab.cv_run_id": recorder.run_id},
                              f"fold-{fold}")

@@ -31,7 +31,12 @@ NOT_DEFINING = ("sweep.n_trials", "sweep.workers", "sweep.timeout", "sweep.stora
                 "sweep.resume", "sweep.warm_start", "tracking", "hydra")
 RECORDED_APART = ("sweep.params", "sweep.sampler", "sweep.pruner", "sweep.metric", "sweep.direction",
                   "sweep.objective", "sampler", "pruner")
-PIECES = ("space", "sampler", "pruner", "metric", "direction", "objective", "overrides")
+PIECES = ("space", "sampler", "pruner", "metric", "direction", "objective", "overrides", "steps")
+# What a trial's intermediate step means (pruning.TrialReporter). Studies made before this piece was
+# recorded reported the 0-based epoch index: their pruners' rungs sit one epoch later, so such a study
+# is not continued as if it were the same sweep, and a warm start moves its values to this meaning.
+STEPS = "epochs_completed"
+OLD_STEPS = "epoch_index"
 
 
 def of(settings: SweepSettings, overrides: list[str]) -> dict:
@@ -40,7 +45,12 @@ def of(settings: SweepSettings, overrides: list[str]) -> dict:
             "sampler": OmegaConf.to_container(settings.sampler_cfg, resolve=True),
             "pruner": OmegaConf.to_container(settings.pruner_cfg, resolve=True),
             "metric": list(settings.metrics), "direction": list(settings.directions),
-            "objective": settings.objective, "overrides": fixed_overrides(overrides)}
+            "objective": settings.objective, "overrides": fixed_overrides(overrides), "steps": STEPS}
+
+
+def steps_of(recorded: dict) -> str:
+    """What the intermediate steps of a study with this recorded definition mean."""
+    return recorded.get("steps", OLD_STEPS)
 
 
 def fixed_overrides(overrides: list[str]) -> dict[str, str]:
@@ -66,6 +76,11 @@ def differences(recorded: dict, wanted: dict) -> list[str]:
     the recorded definition lacks (recorded before sweeplab knew it) is not compared."""
     found = []
     for piece in PIECES:
+        if piece == "steps":
+            if steps_of(recorded) != wanted.get(piece):
+                found.append(f"steps {steps_of(recorded)} → {wanted.get(piece)} (intermediate values are reported "
+                             "after n epochs as step n since sweeplab recorded 'steps')")
+            continue
         if piece not in recorded:
             continue
         old, new = recorded.get(piece), wanted.get(piece)

@@ -29,7 +29,7 @@ class EpochValues(pl.Callback, FoldAware):
     def epochs(self) -> list[list[float]]:
         return self.folds[-1]
 
-    def start_fold(self, fold: int, first_step: int) -> None:
+    def start_fold(self, fold: int, first_step: int, last: bool) -> None:
         if fold > 0:
             self.folds.append([])
 

@@ -154,7 +154,7 @@ def collect(client, parent: Run, study: optuna.Study) -> SweepRecord:
 
 def _curve(client, run: Run, metric: str, max_epochs: int | None) -> list[tuple[int, float]]:
     """(step, value) of the trial's metric per epoch. A cross-validation trial's values are in its fold
-    runs (nested under it): fold k's epoch e is step k * max_epochs + e, as the sweep reported it."""
+    runs (nested under it): fold k's epoch e (MLflow's step) is put at k * max_epochs + e."""
     if "sweeplab.folds" not in run.data.tags:
         runs = [(0, run)]
     else:

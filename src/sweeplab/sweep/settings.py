@@ -131,6 +131,22 @@ def _instantiate(node: DictConfig | None, key: str, **kwargs):
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as e:
+        given = [k for k in node if k != "_target_"]
+        if given and _importable(node._target_):   # the class is there; its arguments are not what it takes
+            raise ConfigError(f"{key}: {cause_line(e)} (given: {', '.join(given)}); a pruner= or sampler= group "
+                              f"choice brings its own arguments, so drop the {key}.* overrides that were meant "
+                              "for another") from None
         raise ConfigError(f"{key}._target_={node._target_}: {cause_line(e)}; use a class of optuna.samplers "
                           "(TPESampler, RandomSampler, GridSampler, CmaEsSampler, QMCSampler, NSGAIISampler) "
                           "or optuna.pruners (MedianPruner, SuccessiveHalvingPruner, HyperbandPruner, NopPruner)") from None
+
+
+def _importable(target: str) -> bool:
+    """Whether `module.Class` imports (quietly: Hydra's get_class logs its failures to stderr)."""
+    import importlib
+
+    module, _, name = str(target).rpartition(".")
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except Exception:   # any import failure means: not importable
+        return False

@@ -118,9 +118,11 @@ def seed(study: optuna.Study, settings: SweepSettings, storage, client, parent_r
     runs = _runs_of(client, spec.parent_run_id)
     # In the source's trial order, so that the seeded trials (numbers 0, 1, ... here) keep it.
     chosen = sorted(found.chosen, key=lambda t: t.number)
+    # A study made before steps were epochs completed reported the epoch index: one step later here.
+    shift = 1 if definition.steps_of(json.loads(source.user_attrs.get(definition.ATTR) or "{}")) != definition.STEPS else 0
     study.add_trials([optuna.trial.create_trial(
         values=trial.values, params=trial.params, distributions=settings.space.distributions,
-        intermediate_values=trial.intermediate_values,
+        intermediate_values={step + shift: value for step, value in trial.intermediate_values.items()},
         user_attrs={seeded.FROM_STUDY_ATTR: spec.study_name, seeded.FROM_TRIAL_ATTR: trial.number,
                     **({seeded.FROM_RUN_ATTR: runs[trial.number]} if trial.number in runs else {})})
         for trial in chosen])
