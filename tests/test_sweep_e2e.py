@@ -81,6 +81,16 @@ def test_the_last_epoch_is_reported_but_never_pruned(tmp_path):
         assert list(trial.intermediate_values) == [1] and trial.value == trial.intermediate_values[1]
 
 
+def test_a_grid_smaller_than_n_trials_runs_each_point_once(tmp_path):
+    done = run_cli("sweep", *SMOKE, "sampler=grid", "~sweep.params", '+sweep.params={model.dropout: "choice(0.1, 0.2)"}',
+                   "sweep.n_trials=4", "sweep.workers=2", "tracking.log_model=false", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sweep.n_trials=4: the grid has 2 points, so 2 trials" in done.stdout
+    study = study_of(tmp_path)
+    assert sorted(t.params["model.dropout"] for t in study.trials) == [0.1, 0.2]
+    assert states(study) == Counter({"COMPLETE": 2})
+
+
 def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
     storage = f"sqlite:///{tmp_path / 'S' / 'optuna.db'}"
     done = run_cli("sweep", *SMOKE, "sweep.n_trials=8", "sweep.workers=2", f"sweep.storage={storage}",

@@ -60,6 +60,9 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
     plan = placement.make_plan(settings.workers, settings.devices_per_trial, settings.gpus or [],
                                os.cpu_count() or 1, limit=max(left, 1),
                                pci_order="CUDA_VISIBLE_DEVICES" not in os.environ)
+    if settings.asked_trials:
+        print(f"sweep.n_trials={settings.asked_trials}: the grid has {settings.n_trials} points, so "
+              f"{settings.n_trials} trials", flush=True)
     print(f"sweep {settings.study_name}: {settings.n_trials} trials, {plan.workers} worker(s); "
           f"study in {hide_passwords(settings.storage.url)}; MLflow experiment {settings.mlflow_experiment}, "
           f"parent run {parent_run_id}", flush=True)

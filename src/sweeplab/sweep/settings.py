@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution
+from optuna.samplers import GridSampler
 
 from sweeplab.errors import ConfigError, cause_line
 from sweeplab.sweep.placement import AUTO
@@ -40,6 +42,7 @@ class SweepSettings:
     objective: str = "best"            # best or last: which epoch's sweep.metric a trial reports
     resume: str = "auto"               # auto: continue only a study of the same definition; force: any
     warm_start: WarmStart | None = None   # seed a new study with an earlier study's trials (warm_start.py)
+    asked_trials: int | None = None    # sweep.n_trials as given, when a grid smaller than it lowered n_trials
 
     @property
     def multi_objective(self) -> bool:
@@ -104,8 +107,15 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
         artifact_location=cfg.tracking.get("artifact_location"), devices_per_trial=node.get("devices_per_trial", 1),
         objective=objective,
         resume=resume, warm_start=parse_warm_start(node.get("warm_start")))
-    settings.sampler()
+    sampler = settings.sampler()
     settings.pruner()
+    if isinstance(sampler, GridSampler):
+        # Past its last point a grid only repeats points (Optuna's optimize() stops there; a worker asks
+        # trial by trial, so the sweep stops there by counting): n_trials is at most the grid's size.
+        grid = settings.sampler_cfg.search_space or _grid(space)
+        points = math.prod(len(values) for values in grid.values())
+        if settings.n_trials > points:
+            settings.asked_trials, settings.n_trials = settings.n_trials, points
     return settings
 
 
