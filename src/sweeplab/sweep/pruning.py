@@ -64,4 +64,5 @@ class TrialReporter(pl.Callback, OnEveryRank, FoldAware):
             self.trial.report(metrics[self.metric], step=self.first_step + epoch + 1)
             should_prune = not finished and self.trial.should_prune()
         if trainer.strategy.broadcast(should_prune):
-            raise StopRun("PRUNED", f"pruned after epoch {epoch + 1} (step {self.first_step + epoch + 1}) with {self.metric}={metrics[self.metric]:.6g}")
+            raise StopRun("PRUNED", f"pruned after epoch {epoch + 1} (step {self.first_step + epoch + 1}) "
+                                    f"with {self.metric}={metrics[self.metric]:.6g}")

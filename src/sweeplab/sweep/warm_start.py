@@ -119,7 +119,8 @@ def seed(study: optuna.Study, settings: SweepSettings, storage, client, parent_r
     # In the source's trial order, so that the seeded trials (numbers 0, 1, ... here) keep it.
     chosen = sorted(found.chosen, key=lambda t: t.number)
     # A study made before steps were epochs completed reported the epoch index: one step later here.
-    shift = 1 if definition.steps_of(json.loads(source.user_attrs.get(definition.ATTR) or "{}")) != definition.STEPS else 0
+    recorded = json.loads(source.user_attrs.get(definition.ATTR) or "{}")
+    shift = 0 if definition.steps_of(recorded) == definition.STEPS else 1
     study.add_trials([optuna.trial.create_trial(
         values=trial.values, params=trial.params, distributions=settings.space.distributions,
         intermediate_values={step + shift: value for step, value in trial.intermediate_values.items()},
