@@ -19,11 +19,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from optuna.storages import JournalStorage  # noqa: E402
-from optuna.storages.journal import JournalFileBackend  # noqa: E402
 
-from sweep_efficiency import history  # noqa: E402   (this folder is on sys.path when run as a script)
+from sweep_efficiency import history, load_study  # noqa: E402   (this folder is on sys.path when run as a script)
 
 FOLDER = re.compile(r"seed (\d+): (random sweep|TPE\+hyperband|pruned sweep).*?\((?:\d+) s, (/\S+?)\)")
 
@@ -34,12 +31,6 @@ def arms(log: str) -> dict[int, dict[str, Path]]:
     for seed, arm, folder in FOLDER.findall(log):
         found.setdefault(int(seed), {})["random" if arm.startswith("random") else "tpe"] = Path(folder)
     return {seed: pair for seed, pair in found.items() if len(pair) == 2}
-
-
-def study_in(folder: Path) -> optuna.Study:
-    journal = folder / "optuna.journal"
-    names = optuna.get_all_study_names(JournalStorage(JournalFileBackend(str(journal))))
-    return optuna.load_study(study_name=names[0], storage=JournalStorage(JournalFileBackend(str(journal))))
 
 
 def best_so_far(rows) -> tuple[list[int], list[float]]:
@@ -67,7 +58,7 @@ def main() -> None:
     reach, spend = [], []
     print("seed  random best  random epochs  TPE epochs to reach it  ratio   TPE total  TPE best  total ratio")
     for i, (seed, pair) in enumerate(sorted(seeds.items())):
-        rows = {arm: history(study_in(folder), args.epochs) for arm, folder in pair.items()}
+        rows = {arm: history(load_study(folder), args.epochs) for arm, folder in pair.items()}
         target = max(v for _, _, v in rows["random"] if v is not None)
         random_total, tpe_total = rows["random"][-1][1], rows["tpe"][-1][1]
         tpe_best = max((v for _, _, v in rows["tpe"] if v is not None), default=float("nan"))

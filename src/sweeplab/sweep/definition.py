@@ -48,6 +48,11 @@ def of(settings: SweepSettings, overrides: list[str]) -> dict:
             "objective": settings.objective, "overrides": fixed_overrides(overrides), "steps": STEPS}
 
 
+def recorded_on(study) -> dict:
+    """The definition recorded on `study` ({} for a study made before definitions were recorded)."""
+    return json.loads(study.user_attrs.get(ATTR) or "{}")
+
+
 def steps_of(recorded: dict) -> str:
     """What the intermediate steps of a study with this recorded definition mean."""
     return recorded.get("steps", OLD_STEPS)

@@ -119,8 +119,7 @@ def seed(study: optuna.Study, settings: SweepSettings, storage, client, parent_r
     # In the source's trial order, so that the seeded trials (numbers 0, 1, ... here) keep it.
     chosen = sorted(found.chosen, key=lambda t: t.number)
     # A study made before steps were epochs completed reported the epoch index: one step later here.
-    recorded = json.loads(source.user_attrs.get(definition.ATTR) or "{}")
-    shift = 0 if definition.steps_of(recorded) == definition.STEPS else 1
+    shift = 0 if definition.steps_of(definition.recorded_on(source)) == definition.STEPS else 1
     study.add_trials([optuna.trial.create_trial(
         values=trial.values, params=trial.params, distributions=settings.space.distributions,
         intermediate_values={step + shift: value for step, value in trial.intermediate_values.items()},
@@ -176,7 +175,7 @@ def _study_of_run(spec: WarmStart, settings: SweepSettings, uri: str) -> tuple[s
 def _check_same_objective(source: optuna.Study, spec: WarmStart, settings: SweepSettings) -> None:
     """Seeded values must mean what the new trials' values mean: the same metric(s), direction(s) and
     objective (best or last epoch), when the source recorded them."""
-    recorded = json.loads(source.user_attrs.get(definition.ATTR) or "{}")
+    recorded = definition.recorded_on(source)
     theirs = {"metric": recorded.get("metric"), "direction": [d.name.lower() for d in source.directions],
               "objective": recorded.get("objective")}
     ours = {"metric": list(settings.metrics), "direction": list(settings.directions), "objective": settings.objective}
