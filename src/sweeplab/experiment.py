@@ -296,7 +296,9 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
     except ConfigError:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return _Parts(datamodule, module, trainer, checkpoint, workdir, transfer.tags)
+    # What the module started from (a pretrained checkpoint), beside finetune.init_from's source.
+    started_from = module.provenance_tags() if isinstance(module, extras.Provenance) else {}
+    return _Parts(datamodule, module, trainer, checkpoint, workdir, {**started_from, **transfer.tags})
 
 
 def build_modules(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import pandas
@@ -92,6 +92,39 @@ class RawRows(Protocol):
         ...
 
     def row_preprocessing(self) -> RowPreprocessing: ...
+
+
+@dataclass(frozen=True)
+class TextPreprocessing:
+    """What turns raw texts into the network's input: a pretrained checkpoint's tokenizer.
+
+    `save_tokenizer(folder)` writes its files, which transformers' AutoTokenizer reads back; texts are
+    truncated to `max_len` tokens and right-padded with `pad_id`; `classes` names the outputs in order.
+    """
+
+    save_tokenizer: Callable[[Any], None]
+    max_len: int
+    pad_id: int
+    classes: list[str]
+
+
+@runtime_checkable
+class RawTexts(Protocol):
+    """A data module whose examples start as texts: when `text_preprocessing()` gives a tokenizer, the exported
+    model is an MLflow pyfunc that takes raw strings and tokenizes them itself (tracking/raw_text_export.py)."""
+
+    def raw_texts(self, n: int = 2) -> list[str]:
+        """The first `n` raw validation texts (the model's input example)."""
+        ...
+
+    def text_preprocessing(self) -> TextPreprocessing | None: ...
+
+
+@runtime_checkable
+class Provenance(Protocol):
+    """A module's tags saying what it started from (a pretrained checkpoint's name and weights' sha256)."""
+
+    def provenance_tags(self) -> dict[str, str]: ...
 
 
 def optimizer_groups(model_cfg) -> tuple[str, ...]:

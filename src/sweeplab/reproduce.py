@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # Wall-clock figures differ on every run; they are not part of what must reproduce.
 UNTIMED = ("seconds", "per_second", "system/")
+CHECKPOINT_SHA256 = "sweeplab.checkpoint.sha256"   # see models/pretrained_classifier.py
 
 
 def reproduce(run_id: str, uri: str, check: bool, tolerance: float) -> int:
@@ -29,6 +30,8 @@ def reproduce(run_id: str, uri: str, check: bool, tolerance: float) -> int:
         cfg.tracking.uri = uri
         cfg.tracking.experiment = client.get_experiment(original.info.experiment_id).name
         pin_source(cfg, tags)   # finetune.init_from: the weights the run started from, even if an alias moved
+        if tags.get(CHECKPOINT_SHA256) and "sha256" in cfg.model:
+            cfg.model.sha256 = tags[CHECKPOINT_SHA256]   # a pretrained checkpoint: the same weights, or one line
         if tags.get("sweeplab.stopped") and tags.get("sweeplab.folds"):
             raise ConfigError(f"run {original.info.run_id} is a cross-validation stopped early "
                               f"({tags['sweeplab.stop_reason']}); reproduce that fold's run instead")

@@ -1,4 +1,5 @@
-"""The shared shape of the text data modules: labelled texts -> seeded splits, train-only vocabulary, padded ids."""
+"""The shared shape of the text data modules: labelled texts -> seeded splits -> padded ids, from a train-only
+vocabulary of words, or from a pretrained checkpoint's own tokenizer (`tokenizer`)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
+from sweeplab import extras
 from sweeplab.data.arrays import fingerprint
 from sweeplab.data.loaders import SplitDataModule
+from sweeplab.data.subword import SubwordTokenizer
 from sweeplab.data.tokenizer import PAD_ID, QUOTES, TOKEN_PATTERN, UNK_ID, Vocabulary, tokenize
 
 
 class TextDataModule(SplitDataModule):
     """Subclasses implement `load_texts()`; this class splits, tokenises and serves (ids, label) batches.
 
-    Ids are right-padded with 0 to `max_len`, a fixed width so that the exported model has one
-    input shape; models find the padding (and so the lengths) as `ids == 0`. The vocabulary
-    comes from the training split only: a word seen only in validation or test texts is unknown.
+    Ids are right-padded with `pad_id` to `max_len`, a fixed width so that the exported model has one
+    input shape; each batch is then cut to its longest text. Models find the padding (and so the
+    lengths) as `ids == pad_id`. Without `tokenizer`, ids are words of a vocabulary built from the
+    training split only (a word seen only in validation or test texts is unknown) and `pad_id` is 0;
+    with `tokenizer` (a Hugging Face checkpoint folder, or package:NAME), ids are that checkpoint's
+    word pieces with its special tokens, and `pad_id` is its padding token's.
     """
 
     def __init__(self, batch_size: int = 64, max_len: int = 64, max_vocab: int = 20000, min_freq: int = 2,
@@ -27,7 +33,8 @@ class TextDataModule(SplitDataModule):
                  val_fraction: float = 0.1, test_fraction: float = 0.2, train_size: int | None = None,
                  split_seed: int = 0, num_workers: int = 0,
                  vocab_size: int | None = None, input_size: int | None = None,
-                 folds: int | None = None, fold_strategy: str = "stratified", fold: int | None = None):
+                 folds: int | None = None, fold_strategy: str = "stratified", fold: int | None = None,
+                 tokenizer: str | None = None):
         # vocab_size (the rows of the model's embedding) and input_size are read by the model's config.
         super().__init__(batch_size, num_workers, folds, fold_strategy, fold)
         if vocab_size is not None and vocab_size < max_vocab:
@@ -52,6 +59,9 @@ class TextDataModule(SplitDataModule):
         self.split_seed = split_seed
         self.classes: list[str] = []
         self.vocab: Vocabulary | None = None
+        self.subwords = SubwordTokenizer(str(tokenizer), max_len) if tokenizer else None
+        self.pad_id = self.subwords.pad_id if self.subwords is not None else PAD_ID
+        self._texts: dict[str, list[str]] = {}
 
     def load_texts(self) -> tuple[list[str], list[str]]:
         """Return (texts, labels), one label per text."""
@@ -69,10 +79,15 @@ class TextDataModule(SplitDataModule):
         self._check(texts, labels)
         index = {label: i for i, label in enumerate(self.classes)}
         y = np.array([index[label] for label in labels], dtype=np.int64)
-        splits = self._split(np.array(texts, dtype=object), y)
-        tokens = {name: [tokenize(t) for t in x] for name, (x, _) in splits.items()}
-        self.vocab = Vocabulary.build(tokens["train"], self.max_vocab, self.min_freq)
-        arrays = {name: (self.vocab.encode(tokens[name], self.max_len)[0], y) for name, (_, y) in splits.items()}
+        splits = self._split(np.arange(len(texts)), y)   # positions of the texts
+        self._texts = {name: [texts[i] for i in at] for name, (at, _) in splits.items()}
+        if self.subwords is not None:
+            ids = self.subwords.encode(texts)
+            arrays = {name: (ids[at], y) for name, (at, y) in splits.items()}
+        else:
+            tokens = {name: [tokenize(t) for t in self._texts[name]] for name in splits}
+            self.vocab = Vocabulary.build(tokens["train"], self.max_vocab, self.min_freq)
+            arrays = {name: (self.vocab.encode(tokens[name], self.max_len)[0], y) for name, (_, y) in splits.items()}
         self.fingerprint = fingerprint(arrays)
         self._splits = {name: TensorDataset(torch.from_numpy(ids), torch.from_numpy(y))
                         for name, (ids, y) in arrays.items()}
@@ -110,18 +125,37 @@ class TextDataModule(SplitDataModule):
         return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
     def decode(self, ids: torch.Tensor) -> list[list[str]]:
-        """The words of each row of `ids` (unknown words show as <unk>)."""
+        """The tokens of each row of `ids`, padding left out (unknown words show as <unk>, or the tokenizer's [UNK])."""
+        if self.subwords is not None:
+            return [self.subwords.tokens(row) for row in ids.tolist()]
         return [self.vocab.decode(row) for row in ids.tolist()]
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        # Cut the padding columns that no text of this batch reaches: attention costs the square
-        # of the width, and most texts are far shorter than max_len. Results do not change.
+        # Cut the padding columns that no text of this batch reaches (dynamic padding): attention
+        # costs the square of the width, and most texts are far shorter than max_len. Results do not change.
         ids, y = batch
-        return ids[:, : int((ids != 0).sum(1).max())], y
+        return ids[:, : int((ids != self.pad_id).sum(1).max())], y
+
+    def raw_texts(self, n: int = 2) -> list[str]:
+        """The first `n` validation texts as they were read (the exported model's input example)."""
+        self.setup()
+        return self._texts["val"][:n]
+
+    def text_preprocessing(self) -> extras.TextPreprocessing | None:
+        """What the exported model needs to read raw text: the tokenizer (None: the vocabulary's words, whose
+        model takes ids and ships vocab.txt instead; see model_files)."""
+        if self.subwords is None:
+            return None
+        self.setup()
+        return extras.TextPreprocessing(save_tokenizer=self.subwords.save, max_len=self.max_len,
+                                        pad_id=self.pad_id, classes=list(self.classes))
 
     def model_files(self) -> dict[str, str]:
         """Files stored with the exported model, so that its users can turn raw text into its input:
-        `vocab.txt` (line i is the word with id i) and `text_input.json` (how texts are cut into words)."""
+        `vocab.txt` (line i is the word with id i) and `text_input.json` (how texts are cut into words).
+        None of them with a pretrained tokenizer: its model takes raw text (text_preprocessing)."""
+        if self.subwords is not None:
+            return {}
         self.setup()
         how = {
             "vocab": "vocab.txt: line i (from 0) is the word with id i",

@@ -1,4 +1,5 @@
-"""Captum attributions of a network on fixed examples: Integrated Gradients, Saliency and GradientShap."""
+"""Captum attributions of a network on fixed examples: Integrated Gradients, Saliency, GradientShap, Lime and
+KernelShap."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import torch
 from captum.attr import GradientShap, IntegratedGradients, LayerIntegratedGradients, Saliency
 from torch import nn
 
-from sweeplab.explain import tokens
+from sweeplab.explain import perturbation, tokens
 from sweeplab.explain.examples import Examples, TrainingBaselines
 from sweeplab.explain.kinds import Kind, kind_of
 from sweeplab.explain.network import outputs_of
 
-METHODS = ("integrated_gradients", "saliency", "gradient_shap")
-NAMES = {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "gradient_shap": "GradientShap"}
+METHODS = ("integrated_gradients", "saliency", "gradient_shap", "lime", "kernel_shap")
+NAMES = {"integrated_gradients": "Integrated Gradients", "saliency": "Saliency", "gradient_shap": "GradientShap",
+         "lime": "Lime", "kernel_shap": "KernelShap"}
 STEPS = 50      # Integrated Gradients' steps along the path from the baseline (Captum's default)
 SAMPLES = 20    # GradientShap's random (baseline, point on the path) draws per example
 
@@ -29,8 +31,9 @@ class Attributions:
     target_text: str                   # the same, in words
     classifier: bool                   # the target is the predicted class (else an output's value)
     baselines: dict[str, str]          # method -> its baseline, in words
-    # method -> attribution per input position: the inputs' shape (dense inputs), N x T (tokens: one per
-    # word, the embedding's attributions summed over its dimensions)
+    # method -> attribution per input position: the inputs' shape (dense inputs; Lime's and KernelShap's weight
+    # of a feature spread evenly over its elements), N x T (tokens: one per word, the embedding's attributions
+    # summed over its dimensions; Lime's and KernelShap's weight of the word)
     maps: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -51,8 +54,8 @@ def choose_target(outputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
 def attribute(net: nn.Module, examples: Examples, training: TrainingBaselines | None, seed: int) -> Attributions:
     """Every method of METHODS on the examples; `training` (dense inputs only) gives the baselines.
 
-    GradientShap draws at random: torch and numpy are seeded with `seed` first, so that a run is explained
-    the same every time.
+    GradientShap, Lime and KernelShap draw at random: torch and numpy are seeded with `seed` before each, so
+    that a run is explained the same every time.
     """
     net = net.eval()
     x = examples.inputs
@@ -62,12 +65,12 @@ def attribute(net: nn.Module, examples: Examples, training: TrainingBaselines | 
     if kind is Kind.TOKENS:
         maps, baselines = _tokens(net, x, target, seed)
     else:
-        maps, baselines = _dense(net, x, target, training, seed)
+        maps, baselines = _dense(net, x, kind, target, training, seed)
     return Attributions(kind, examples, outputs, target, target_text, is_classifier(outputs, examples.labels),
                         baselines, maps)
 
 
-def _dense(net: nn.Module, x: torch.Tensor, target, training: TrainingBaselines, seed: int):
+def _dense(net: nn.Module, x: torch.Tensor, kind: Kind, target, training: TrainingBaselines, seed: int):
     maps = {
         "integrated_gradients": IntegratedGradients(net).attribute(x, baselines=training.mean, target=target,
                                                                    n_steps=STEPS),
@@ -77,9 +80,25 @@ def _dense(net: nn.Module, x: torch.Tensor, target, training: TrainingBaselines,
     _seed(seed)
     maps["gradient_shap"] = GradientShap(net).attribute(x, baselines=training.background, target=target,
                                                         n_samples=SAMPLES)
+    for method in perturbation.ALGORITHMS:
+        _seed(seed)
+        maps[method] = perturbation.dense(method, net, x, kind, training.mean, target)
+    features = _dense_features(kind, x.shape)
     baselines = {"integrated_gradients": "the mean training input", "saliency": "none (|gradient| at the input)",
-                 "gradient_shap": f"{len(training.background)} training inputs"}
+                 "gradient_shap": f"{len(training.background)} training inputs",
+                 **{method: f"the mean training input, {features}" for method in perturbation.ALGORITHMS}}
     return {name: value.detach() for name, value in maps.items()}, baselines
+
+
+def _dense_features(kind: Kind, shape: torch.Size) -> str:
+    """What Lime's and KernelShap's features of dense inputs are, in words."""
+    if kind is Kind.IMAGES:
+        side = perturbation.patch_side(*shape[2:])
+        return (f"set per superpixel (a {side} x {side} pixel square, all channels; "
+                f"{int(perturbation.dense_mask(kind, shape[1:]).max()) + 1} of them)")
+    if kind is Kind.STEPS:
+        return "set per input step (all channels)"
+    return "set per column"
 
 
 def _tokens(net: nn.Module, ids: torch.Tensor, target, seed: int):
@@ -98,14 +117,21 @@ def _tokens(net: nn.Module, ids: torch.Tensor, target, seed: int):
     _seed(seed)
     maps["gradient_shap"] = GradientShap(on_embeddings).attribute(
         vectors, baselines=pad_vectors, target=target, additional_forward_args=(ids,), n_samples=SAMPLES)
+    # A word's attribution: its embedding's attributions summed over the embedding's dimensions.
+    maps = {name: value.detach().sum(-1) for name, value in maps.items()}
+    for method in perturbation.ALGORITHMS:   # already a weight per word
+        _seed(seed)
+        maps[method] = perturbation.words(method, on_embeddings, ids, vectors, pad_vectors, pad, target)
     baselines = {"integrated_gradients": f"every word the pad id {pad} (LayerIntegratedGradients on the embedding)",
                  "saliency": "none (|gradient| at the embedding)",
-                 "gradient_shap": f"every word the pad id {pad}, at the embedding"}
-    # A word's attribution: its embedding's attributions summed over the embedding's dimensions.
-    return {name: value.detach().sum(-1) for name, value in maps.items()}, baselines
+                 "gradient_shap": f"every word the pad id {pad}, at the embedding",
+                 **{method: f"a word replaced by the pad id {pad}'s embedding, a feature per word (padding is none)"
+                    for method in perturbation.ALGORITHMS}}
+    return maps, baselines
 
 
 def _seed(seed: int) -> None:
-    """GradientShap draws its baselines with torch's generator and its points on the path with numpy's."""
+    """GradientShap draws its baselines with torch's generator and its points on the path with numpy's;
+    Lime and KernelShap draw which features to keep with torch's."""
     torch.manual_seed(seed)
     np.random.seed(seed)

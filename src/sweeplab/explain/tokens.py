@@ -25,8 +25,9 @@ def pad_id(embedding: nn.Embedding) -> int:
 
 class OnEmbeddings(nn.Module):
     """`forward(vectors, ids)`: the network on `ids` with its embedding layer's output replaced by `vectors`,
-    so that Captum's input attributions (Saliency, GradientShap) apply to the embeddings while the ids still
-    give what the network reads from them (padding, lengths); LayerIntegratedGradients hooks the same way."""
+    so that Captum's input attributions (Saliency, GradientShap; Lime and KernelShap through OnWords) apply to
+    the embeddings while the ids still give what the network reads from them (padding, lengths);
+    LayerIntegratedGradients hooks the same way."""
 
     def __init__(self, net: nn.Module, embedding: nn.Embedding):
         super().__init__()
@@ -39,6 +40,23 @@ class OnEmbeddings(nn.Module):
             return self.net(ids)
         finally:
             handle.remove()
+
+
+class OnWords(nn.Module):
+    """`forward(words, ids)`: OnEmbeddings on one text's vectors with those at `positions` (its words)
+    replaced by `words` (a batch of them), so that perturbation methods (Lime, KernelShap) see only the
+    words as features: the padding keeps its own embedding."""
+
+    def __init__(self, on_embeddings: OnEmbeddings, vectors: torch.Tensor, positions: torch.Tensor):
+        super().__init__()
+        self.on_embeddings = on_embeddings
+        self.vectors = vectors        # 1 x T x D: the text's embedding
+        self.positions = positions    # its words' positions
+
+    def forward(self, words: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        vectors = self.vectors.expand(len(words), -1, -1).clone()
+        vectors[:, self.positions] = words
+        return self.on_embeddings(vectors, ids)
 
 
 def words_of(ids: torch.Tensor, pad: int, datamodule) -> list[list[tuple[int, str]]]:

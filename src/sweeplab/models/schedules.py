@@ -29,3 +29,18 @@ def one_cycle(optimizer: Optimizer, total_steps: int, max_lr: float, pct_start: 
     first = optimizer.param_groups[0]["lr"]
     peaks = [max_lr * (group["lr"] / first if first else 1.0) for group in optimizer.param_groups]
     return OneCycleLR(optimizer, max_lr=peaks, total_steps=max(total_steps, 2), pct_start=pct_start)
+
+
+def linear_warmup(optimizer: Optimizer, total_steps: int, warmup: float = 0.06) -> LRScheduler:
+    """BERT's fine-tuning schedule: from 0 up to optimizer.lr over the first `warmup` fraction of the steps,
+    then linearly down to 0 at the last step."""
+    if not 0 <= warmup < 1:
+        raise ValueError(f"scheduler.warmup={warmup}: must be a fraction of the steps in [0, 1)")
+    rise = max(int(round(warmup * total_steps)), 1)
+
+    def factor(step: int) -> float:
+        if step < rise:
+            return (step + 1) / rise
+        return max(0.0, (total_steps - step) / max(total_steps - rise, 1))
+
+    return LambdaLR(optimizer, factor)

@@ -102,7 +102,10 @@ def _run_workers(study, settings: SweepSettings, overrides, config_dirs, plan: p
     count = plan.workers
 
     def start(index: int) -> subprocess.Popen:
-        env = {**os.environ, THREADS_ENV: str(plan.threads), WORKER_INDEX_ENV: str(index), **plan.env(index)}
+        # Workers share the machine's cores: OpenMP threads that spin while waiting take cores from the
+        # others (a fine-tuning step measured 9.0 s spinning, 3.2 s passive, two processes on 2 cores).
+        env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, THREADS_ENV: str(plan.threads),
+               WORKER_INDEX_ENV: str(index), **plan.env(index)}
         if deadline:
             env[DEADLINE_ENV] = str(deadline)
         command = [sys.executable, "-m", "sweeplab.cli", "worker",

@@ -13,7 +13,7 @@ from mlflow.models import infer_signature
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from sweeplab import extras
-from sweeplab.tracking import raw_rows_export
+from sweeplab.tracking import raw_rows_export, raw_text_export
 from sweeplab.tracking.provenance import versions
 
 EXAMPLE_ROWS = 2   # inputs stored as the model's input example
@@ -23,12 +23,17 @@ def log_module(module: pl.LightningModule, datamodule: pl.LightningDataModule, s
     """Log a run's model: the module's `net` when it has one (extras.HasNet), else the LightningModule
     itself; the input example from the data module's `example_input` (extras.ExampleInput), else the
     first inputs of a real batch. A data module of table rows (extras.RawRows) gets a model that takes
-    raw rows instead (raw_rows_export.py). Returns why nothing was logged, or None."""
+    raw rows instead (raw_rows_export.py), one of texts read by a pretrained tokenizer (extras.RawTexts)
+    a model that takes raw strings (raw_text_export.py). Returns why nothing was logged, or None."""
     net = module.net if isinstance(module, extras.HasNet) and isinstance(module.net, torch.nn.Module) else module
     if net is module and not is_overridden("forward", module):
         return f"{type(module).__qualname__} defines no forward() to export"
     if isinstance(datamodule, extras.RawRows):   # table rows: a model taking raw rows, preprocessing and all
         raw_rows_export.log_raw_rows_model(net, datamodule, EXAMPLE_ROWS, step=step)
+        return None
+    text = datamodule.text_preprocessing() if isinstance(datamodule, extras.RawTexts) else None
+    if text is not None:   # texts read by a pretrained tokenizer: a model taking raw strings, tokenizer and all
+        raw_text_export.log_raw_text_model(net, datamodule, text, EXAMPLE_ROWS, step=step)
         return None
     if isinstance(datamodule, extras.ExampleInput):
         example = datamodule.example_input(EXAMPLE_ROWS)

@@ -41,7 +41,7 @@ def log_raw_rows_model(net: torch.nn.Module, datamodule: extras.RawRows, example
     # MLflow loads the logged model and predicts on the input example (a check: it warns if that fails),
     # announcing it and downloading the artifacts with a progress bar each.
     with (tempfile.TemporaryDirectory(prefix="sweeplab-model-") as folder, no_progress_bar(),
-          _quiet("mlflow.pyfunc")):
+          quiet_logger("mlflow.pyfunc")):
         network = Path(folder) / "network"
         mlflow.pytorch.save_model(net, str(network), serialization_format="pt2", input_example=inputs,
                                   signature=infer_signature(inputs, outputs), pip_requirements=requirements)
@@ -65,7 +65,7 @@ def log_raw_rows_model(net: torch.nn.Module, datamodule: extras.RawRows, example
 
 
 @contextlib.contextmanager
-def _quiet(logger: str):
+def quiet_logger(logger: str):
     """The logger's INFO lines left out while inside."""
     found = logging.getLogger(logger)
     before = found.level
