@@ -7,6 +7,7 @@ import hashlib
 import torch
 from torch import nn
 
+from sweeplab.errors import cause_line
 from sweeplab.pretrained.checkpoint import Checkpoint, load_tokenizer, locate
 
 POOLINGS = ("mean", "cls")
@@ -90,8 +91,7 @@ def _load(checkpoint: Checkpoint) -> nn.Module:
     try:
         model = AutoModel.from_pretrained(checkpoint.folder, local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"model.checkpoint={checkpoint.written}: transformers cannot load it ({first})") from None
+        raise ValueError(f"model.checkpoint={checkpoint.written}: transformers cannot load it ({cause_line(e)})") from None
     # The pooler (BERT's dense layer on [CLS] for next-sentence prediction) is not used: left in, its
     # parameters would get no gradient, which DDP refuses.
     if isinstance(getattr(model, "pooler", None), nn.Module):
@@ -108,8 +108,7 @@ def _pad_id(checkpoint: Checkpoint) -> int:
     try:
         config = AutoConfig.from_pretrained(checkpoint.folder, local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"model.checkpoint={checkpoint.written}: config.json cannot be read ({first})") from None
+        raise ValueError(f"model.checkpoint={checkpoint.written}: config.json cannot be read ({cause_line(e)})") from None
     tokenizer = load_tokenizer(checkpoint)
     if len(tokenizer) > config.vocab_size:
         raise ValueError(f"model.checkpoint={checkpoint.written}: the tokenizer does not match the model: it has "

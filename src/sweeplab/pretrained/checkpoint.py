@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweeplab.errors import cause_line
 from sweeplab.pretrained import packages
 from sweeplab.pretrained.digests import files_sha256
 
@@ -78,7 +79,7 @@ def load_tokenizer(checkpoint: Checkpoint, key: str = "model.checkpoint"):
     try:
         tokenizer = AutoTokenizer.from_pretrained(checkpoint.folder, local_files_only=True, use_fast=True)
     except (OSError, ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"{key}={checkpoint.written}: its tokenizer cannot be read ({_first_line(e)})") from None
+        raise ValueError(f"{key}={checkpoint.written}: its tokenizer cannot be read ({cause_line(e)})") from None
     if not tokenizer.is_fast:
         raise ValueError(f"{key}={checkpoint.written}: transformers builds no fast tokenizer from its files; "
                          "add tokenizer.json")
@@ -86,8 +87,3 @@ def load_tokenizer(checkpoint: Checkpoint, key: str = "model.checkpoint"):
         raise ValueError(f"{key}={checkpoint.written}: its tokenizer has no padding token (tokenizer_config.json "
                          "pad_token); batches of texts of different lengths need one")
     return tokenizer
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -37,7 +37,7 @@ def log_raw_rows_model(net: torch.nn.Module, datamodule: extras.RawRows, example
     inputs = np.asarray(preprocessing.transformer.transform(example), dtype=np.float32)
     with torch.no_grad():
         outputs = net(torch.from_numpy(inputs)).numpy()
-    requirements = _requirements()
+    requirements = pinned_requirements()
     # MLflow loads the logged model and predicts on the input example (a check: it warns if that fails),
     # announcing it and downloading the artifacts with a progress bar each.
     with (tempfile.TemporaryDirectory(prefix="sweeplab-model-") as folder, no_progress_bar(),
@@ -92,10 +92,10 @@ def _probability_columns(preprocessing: extras.RowPreprocessing) -> list[str] | 
     return None if preprocessing.classes is None else [PROBABILITY_PREFIX + name for name in preprocessing.classes]
 
 
-def _requirements() -> list[str]:
-    # Giving the requirements saves MLflow's inference of them (seconds per model).
+def pinned_requirements(names=REQUIREMENTS) -> list[str]:
+    """`name==version` of each installed package of `names`: giving them saves MLflow's inference (seconds a model)."""
     found = []
-    for name in REQUIREMENTS:
+    for name in names:
         try:
             found.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import mlflow
@@ -15,7 +14,7 @@ from mlflow.types.schema import ColSpec, Schema
 
 from sweeplab import extras
 from sweeplab.tracking.lookup import no_progress_bar
-from sweeplab.tracking.raw_rows_export import PROBABILITY_PREFIX, quiet_logger
+from sweeplab.tracking.raw_rows_export import PROBABILITY_PREFIX, pinned_requirements, quiet_logger
 
 # Run by MLflow when the model loads (models-from-code), never imported here: it registers the model as it runs.
 MODEL_CODE = Path(__file__).with_name("raw_text_model.py")
@@ -37,7 +36,7 @@ def log_raw_text_model(net: torch.nn.Module, datamodule: extras.RawTexts, prepro
             outputs = net(torch.from_numpy(ids)).numpy()
         network = Path(folder) / "network"
         mlflow.pytorch.save_model(net, str(network), serialization_format="pt2", input_example=ids,
-                                  signature=infer_signature(ids, outputs), pip_requirements=_requirements())
+                                  signature=infer_signature(ids, outputs), pip_requirements=pinned_requirements(REQUIREMENTS))
         text = Path(folder) / "text.json"
         text.write_text(json.dumps({
             "max_len": preprocessing.max_len, "pad_id": preprocessing.pad_id, "classes": preprocessing.classes,
@@ -46,7 +45,7 @@ def log_raw_text_model(net: torch.nn.Module, datamodule: extras.RawTexts, prepro
         mlflow.pyfunc.log_model(name="model", python_model=str(MODEL_CODE),
                                 artifacts={"network": str(network), "tokenizer": str(tokenizer), "text": str(text)},
                                 signature=_signature(preprocessing.classes), input_example=texts,
-                                pip_requirements=_requirements(),
+                                pip_requirements=pinned_requirements(REQUIREMENTS),
                                 step=step)   # the run's metrics at this step become the model's
 
 
@@ -67,14 +66,3 @@ def _signature(classes: list[str]) -> ModelSignature:
 
 def _probability_columns(classes: list[str]) -> list[str]:
     return [PROBABILITY_PREFIX + name for name in classes]
-
-
-def _requirements() -> list[str]:
-    # Giving the requirements saves MLflow's inference of them (seconds per model).
-    found = []
-    for name in REQUIREMENTS:
-        try:
-            found.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    return found
