@@ -267,7 +267,22 @@ def value_at(key):
     ("i", "null"), ("f", "${i}"), ("+new", "choice(1, a)"),
 ])
 def test_values_that_fit_the_key(key, text):
-    parse_space({key: text}, value_at=value_at)
+    space = parse_space({key: text}, value_at=value_at)
+    for seed in range(3):   # what a trial is given reads back, through Hydra, as a value of the key's type
+        (line,) = space.suggest(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask())
+        written, value = parse_back(line)
+        assert written == key.lstrip("+")
+        assert _fits(CONFIG.get(key.lstrip("+"), ABSENT), value), (line, value)
+
+
+def _fits(held, value) -> bool:
+    if held is ABSENT or held is None or value is None or (isinstance(value, str) and value.startswith("${")):
+        return True
+    if isinstance(held, bool) or isinstance(held, int):
+        return type(value) is type(held)
+    if isinstance(held, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(held))
 
 
 @pytest.mark.parametrize("key, text, message", [
