@@ -7,8 +7,8 @@ Four rows, each one `sweeplab train` through the installed command, recorded in 
       per process (the first epoch pays the encoding; the later ones reuse it);
   (c) experiment=text_transformer and (d) experiment=text_lstm, from random weights, their default configs.
 Printed per row: test/acc (on the best validation epoch's checkpoint), val/acc, epochs, the first epoch's and
-the mean later epoch's wall time (MLflow's train/epoch_seconds: the training loop of an epoch; validation
-comes on top and is in `wall`), and the command's whole wall time. Goal: (a) test/acc >= 0.82, an epoch <= 8 min.
+the mean later epoch's wall time (MLflow's train/epoch_seconds: an epoch's training and its validation), and the
+command's whole wall time (imports, tokenizing, the test set on top). Goal: (a) test/acc >= 0.82, an epoch <= 8 min.
 
     python bench/pretrained_text.py [--rows a b c d] [--frozen-epochs 10] [--workdir DIR] [KEY=VALUE ...]
 """

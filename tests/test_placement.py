@@ -80,11 +80,18 @@ def test_bad_combinations_on_a_gpu_machine(k, gpus, devices, message):
         check(k, gpus, devices)
 
 
-def test_good_combinations_pass():
-    check(2, EIGHT, -1)           # trainer=ddp: every GPU the worker sees
-    check(2, EIGHT, 2)
-    check(2, EIGHT, "auto")
-    check(4, [], 1)               # CPU machine: devices_per_trial only sets the worker count
+@pytest.mark.parametrize("k, gpus, devices, slices", [
+    (2, EIGHT, -1, [["0", "1"], ["2", "3"], ["4", "5"], ["6", "7"]]),   # trainer=ddp: every GPU the worker sees
+    (2, EIGHT, 2, [["0", "1"], ["2", "3"], ["4", "5"], ["6", "7"]]),
+    (2, EIGHT, "auto", [["0", "1"], ["2", "3"], ["4", "5"], ["6", "7"]]),
+    (3, ["0", "1", "2"], 3, [["0", "1", "2"]]),
+    (4, [], 1, []),               # CPU machine: devices_per_trial only sets the worker count
+])
+def test_good_combinations_pass_and_give_each_worker_its_gpus(k, gpus, devices, slices):
+    assert check(k, gpus, devices) is None
+    plan = make_plan("auto", k, gpus, cores=32)
+    assert plan.gpus == slices
+    assert plan.workers == (len(slices) or 32 // (2 * k))
 
 
 SMOKE = ("sweep=digits_cnn", "trainer=smoke", "sweep.n_trials=2")

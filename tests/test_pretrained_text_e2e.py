@@ -197,3 +197,40 @@ def test_a_tokenizer_that_does_not_match_the_model_exits_2(tiny, tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "the tokenizer does not match the model" in lines[0], done.stderr
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_register_then_the_alias_answers_raw_strings(tiny):
+    import mlflow
+
+    done = run_cli("register", tiny.run.info.run_id, "tiny_text", cwd=tiny.cwd, env=tiny.env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(store_uri(tiny.cwd))
+    assert client.get_model_version_by_alias("tiny_text", "champion").run_id == tiny.run.info.run_id
+    mlflow.set_tracking_uri(store_uri(tiny.cwd))
+    frame = mlflow.pyfunc.load_model("models:/tiny_text@champion").predict(SENTENCES)
+    assert list(frame.columns) == ["label", "proba_rotten", "proba_fresh"] and len(frame) == len(SENTENCES)
+
+
+def test_init_from_a_fine_tuned_run_with_frozen_embeddings(tiny):
+    args = [arg for arg in tiny.args if not arg.startswith("name=")]
+    done = run_cli("train", *args, f"finetune.init_from={tiny.run.info.run_id}",
+                   "finetune.freeze=[backbone.embeddings.*]", "trainer.max_epochs=2", "finetune.unfreeze_at_epoch=1",
+                   "name=tiny_bert_again", cwd=tiny.cwd, env=tiny.env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"tensors from runs:/{tiny.run.info.run_id}/checkpoints/best.ckpt" in done.stdout
+    (run,) = runs_in(tiny.cwd, "tiny_bert_again")
+    assert run.data.tags["sweeplab.init_from.run_id"] == tiny.run.info.run_id
+    assert run.data.tags["sweeplab.checkpoint.sha256"] == tiny.run.data.tags["sweeplab.checkpoint.sha256"]
+
+
+def test_init_from_a_run_that_kept_only_the_raw_text_model_exits_2(tiny, tmp_path):
+    args = [arg for arg in tiny.args if not arg.startswith("name=")]
+    done = run_cli("train", *args, "tracking.log_checkpoint=false", "name=no_checkpoint", cwd=tiny.cwd, env=tiny.env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = runs_in(tiny.cwd, "no_checkpoint")
+    refused = run_cli("train", *args, f"finetune.init_from={run.info.run_id}", "name=refused",
+                      cwd=tiny.cwd, env=tiny.env)
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
+    assert f"finetune.init_from={run.info.run_id}" in lines[0] and "log_checkpoint=true" in lines[0], lines[0]
+    assert runs_in(tiny.cwd, "refused") == []

@@ -1,4 +1,5 @@
-"""The README's "Your own experiment" example, run exactly as written: its files and its command."""
+"""The "Your own experiment" example of docs/own-code.md (linked from the README), run exactly as written: its
+files and its command."""
 
 from __future__ import annotations
 
@@ -10,24 +11,24 @@ import yaml
 
 from conftest import run_cli, runs_in
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "own-code.md"
 HEADING = re.compile(r"#{1,3} ")
 
 
 def _section(title: str) -> list[str]:
-    """The lines of the README section under `### title`, up to the next heading outside a code block."""
+    """The lines of the guide's section under `## title`, up to the next heading outside a code block."""
     lines, inside, fenced = [], False, False
-    for line in README.read_text(encoding="utf-8").splitlines():
+    for line in GUIDE.read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
             fenced = not fenced
         elif not fenced and HEADING.match(line):
             if inside:
                 break
-            inside = line == f"### {title}"
+            inside = line == f"## {title}"
             continue
         if inside:
             lines.append(line)
-    assert lines, f"README.md has no section '### {title}'"
+    assert lines, f"{GUIDE.name} has no section '## {title}'"
     return lines
 
 

@@ -9,8 +9,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from sweeplab.config.plugin_sweeper import legacy_params
 from sweeplab.errors import ConfigError
-from sweeplab.sweep.space import ABSENT, SearchSpace, legacy_params, parse_space
+from sweeplab.sweep.space import ABSENT, SearchSpace, parse_space
 
 GROUPS = {"optimizer", "model", "data", "trainer", "scheduler"}
 
@@ -267,7 +268,22 @@ def value_at(key):
     ("i", "null"), ("f", "${i}"), ("+new", "choice(1, a)"),
 ])
 def test_values_that_fit_the_key(key, text):
-    parse_space({key: text}, value_at=value_at)
+    space = parse_space({key: text}, value_at=value_at)
+    for seed in range(3):   # what a trial is given reads back, through Hydra, as a value of the key's type
+        (line,) = space.suggest(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask())
+        written, value = parse_back(line)
+        assert written == key
+        assert _fits(CONFIG.get(key.lstrip("+"), ABSENT), value), (line, value)
+
+
+def _fits(held, value) -> bool:
+    if held is ABSENT or held is None or value is None or (isinstance(value, str) and value.startswith("${")):
+        return True
+    if isinstance(held, bool) or isinstance(held, int):
+        return type(value) is type(held)
+    if isinstance(held, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(held))
 
 
 @pytest.mark.parametrize("key, text, message", [

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from sweeplab.errors import ConfigError
-from sweeplab.transfer.weights import read_state_dict
+from sweeplab.models.weights import read_state_dict
 
 CHECKPOINT = "checkpoints/best.ckpt"   # what every run logs (tracking.log_checkpoint), see tracking/recorder.py
 FORMS = ("a run id (32 hex digits), runs:/RUN_ID/model (or runs:/RUN_ID/PATH of a logged .ckpt/.pt file), "
@@ -142,9 +142,15 @@ def _model_weights(model_uri: str, uri: str, key: str) -> dict[str, torch.Tensor
     """The state dict of an MLflow PyTorch model (sweeplab logs a run's `net`, see tracking/model_export.py)."""
     import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.models import get_model_info
 
     mlflow.set_tracking_uri(uri)   # models:/ URIs resolve against the current tracking store (its registry)
     try:
+        flavors = get_model_info(model_uri).flavors
+        if "pytorch" not in flavors:
+            # The raw-text model of a pretrained encoder is a python_function model of its own (no torch module).
+            raise ConfigError(f"{key}: {model_uri} is not a PyTorch model (its flavors: {', '.join(sorted(flavors))}); "
+                              "start from the run's checkpoint instead (train it with tracking.log_checkpoint=true)")
         model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
     except MlflowException as e:
         raise ConfigError(f"{key}: {model_uri} cannot be loaded ({str(e).splitlines()[0]})") from None
