@@ -18,7 +18,9 @@ sweep: venv data
 # Two pytest processes (one per core of the CI machine), each test file whole in one of them: most of an
 # end-to-end test is a `sweeplab` process importing torch, Lightning and MLflow, which the second core halves.
 # Passive OpenMP threads: processes that share the cores do not spin on them.
+# First the layers (pyproject.toml [tool.importlinter]): an import pointing up the layers fails the target.
 test: venv data postgres
+	$(BIN)/lint-imports
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ui: venv

@@ -2,8 +2,8 @@
 
 Designs that can serve a warm sweep worker running many DDP trials (rank 0 is the worker itself
 in the first two; env:// rendezvous, as torchrun does):
-- fresh: ranks 1..K-1 are new `python -m sweeplab.rank_follower` processes for each run;
-- server (what sweeplab does, ranks.py): they are forked for each run by the process's rank server,
+- fresh: ranks 1..K-1 are new `python -m sweeplab.ranks.follower ENTRY HANDOFF` processes for each run;
+- server (what sweeplab does, ranks/launch.py): they are forked for each run by the process's rank server,
   which imported Lightning once and never touches CUDA;
 - Lightning's `ddp_fork`: every rank, rank 0 included, is forked from the worker for each `fit`
   and `test` call.
@@ -13,7 +13,7 @@ own cost per run (the work itself is a few batches, so its split does not hide a
 
 - fresh, server: `run_experiment` on digits_cnn, 2 epochs of 4 batches, `trainer=ddp_cpu` vs one device.
 - ddp_fork: a plain Lightning fit + test of the same CNN on the same digits batches, `strategy=ddp_fork,
-  devices=2` vs `devices=1` (no MLflow: fork cannot be used by sweeplab, see the README's design notes).
+  devices=2` vs `devices=1` (no MLflow: fork cannot be used by sweeplab, see docs/design.md).
 
     python bench/ddp_launch.py [--rounds 3]
 """
@@ -36,11 +36,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from sweeplab import ranks
 from sweeplab.config import compose_config
 from sweeplab.experiment import run_experiment
 from sweeplab.models.classifier import Classifier
 from sweeplab.models.cnn import CNN
+from sweeplab.ranks import launch as ranks
 
 SMALL = ["experiment=digits_cnn", "trainer.max_epochs=2", "trainer.limit_train_batches=4",
          "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
@@ -56,9 +56,9 @@ def sweeplab_run(folder: str, ddp: bool) -> float:
     return time.perf_counter() - started
 
 
-def fresh_follower(handoff: Path, rank_index: int, env: dict[str, str]) -> ranks.Follower:
+def fresh_follower(entry: str, handoff: Path, rank_index: int, env: dict[str, str]) -> ranks.Follower:
     """The "fresh" design: a new interpreter per follower rank instead of a fork of the rank server."""
-    process = subprocess.Popen([sys.executable, "-m", "sweeplab.rank_follower", str(handoff)], env=env)
+    process = subprocess.Popen([sys.executable, "-m", "sweeplab.ranks.follower", entry, str(handoff)], env=env)
     return ranks.Follower(process.pid, handoff.parent / "no-exit-file")
 
 

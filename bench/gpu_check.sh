@@ -156,7 +156,7 @@ for name in names:
 print("versions: " + ", ".join(f"{n} {v}" for n, v in found.items()))
 failed = []
 for module in ("mlflow", "mlflow.pytorch", "optuna", "hydra", "sqlalchemy", "alembic", "pandas", "sweeplab.sweep.driver",
-               "sweeplab.sweep.worker", "torch", "pytorch_lightning"):
+               "sweeplab.sweep.worker.loop", "torch", "pytorch_lightning"):
     try:
         importlib.import_module(module)
     except Exception as e:

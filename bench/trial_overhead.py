@@ -41,7 +41,7 @@ from sweeplab.sweep import study as studies
 from sweeplab.sweep.join import join
 from sweeplab.sweep.settings import read_settings
 from sweeplab.sweep.storage import slot_lock
-from sweeplab.sweep.worker import run_trial, trial_config
+from sweeplab.sweep.worker.loop import run_trial, trial_config
 from sweeplab.tracking import store
 
 

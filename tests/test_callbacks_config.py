@@ -6,7 +6,7 @@ import pytest
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, StochasticWeightAveraging, Timer
 
 from sweeplab.config import compose_config, compose_with_choices
-from sweeplab.config_callbacks import from_config
+from sweeplab.config.callbacks import from_config
 from sweeplab.errors import ConfigError
 from sweeplab.sweep.settings import read_settings
 

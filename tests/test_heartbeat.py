@@ -12,7 +12,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from sweeplab.sweep.heartbeat import start_heartbeat
+from sweeplab.sweep.worker.heartbeat import start_heartbeat
 
 INTERVAL, GRACE = 1, 3   # seconds; SQLite's clock has whole seconds, so the grace is well above the interval
 

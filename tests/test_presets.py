@@ -74,7 +74,7 @@ def test_every_experiment_trains_a_step(name, store, request, monkeypatch):
 @pytest.mark.parametrize("name", SWEEPS)
 def test_every_sweep_samples_a_trial(name):
     from sweeplab.sweep.settings import read_settings
-    from sweeplab.sweep.worker import trial_config
+    from sweeplab.sweep.worker.loop import trial_config
 
     overrides = [f"sweep={name}", "trainer=smoke"]
     cfg, choices = compose_with_choices(overrides)

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import free_port, postgres_server, run_cli, store_uri
-from sweeplab.tracking.secrets import hide_passwords
+from sweeplab.secrets import hide_passwords
 
 SECRET = "S3cretPW"
 SMOKE_SWEEP = ["sweep=digits_cnn", "trainer=smoke", "sweep.n_trials=2"]

@@ -69,7 +69,7 @@ def source(tmp_path_factory):
     """A digits_cnn smoke run (checkpoint and model logged), registered as digits_source@champion (version 1)."""
     import mlflow
 
-    from sweeplab.registry import register
+    from sweeplab.tracking.registry import register
 
     before = mlflow.get_tracking_uri()
     cwd = tmp_path_factory.mktemp("transfer")
@@ -173,7 +173,7 @@ def test_vgg_trains_from_a_weights_path(source, tmp_path):
 
 
 def test_reproduce_loads_the_pinned_version_after_the_alias_moved(source, from_alias, from_run_id):
-    from sweeplab.registry import register
+    from sweeplab.tracking.registry import register
 
     # champion now names other weights (version 2, from the run fine-tuned by run id).
     assert register(MlflowClient(store_uri(source.cwd)), from_run_id.run_id, NAME) == f"{NAME}/2"
@@ -298,7 +298,7 @@ def test_backbone_lr_scale_is_a_sweepable_float():
 
     from sweeplab.config import compose_with_choices
     from sweeplab.sweep.settings import read_settings
-    from sweeplab.sweep.worker import trial_config
+    from sweeplab.sweep.worker.loop import trial_config
 
     overrides = ["sweep=digits_cnn", "trainer=smoke", "sweep.params.finetune.backbone_lr_scale=interval(0.01, 1.0)"]
     settings = read_settings(*compose_with_choices(overrides))

@@ -95,14 +95,14 @@ def _masked_traceback(kind, error, trace) -> None:
     """An uncaught error's traceback, with the password of any URL in it hidden (driver errors show URLs)."""
     import traceback
 
-    from sweeplab.tracking.secrets import hide_passwords
+    from sweeplab.secrets import hide_passwords
     sys.stderr.write(hide_passwords("".join(traceback.format_exception(kind, error, trace))))
 
 
 def _train(args) -> int:
     from sweeplab.config import compose_config, to_yaml
     from sweeplab.errors import ConfigError
-    from sweeplab.tracking.secrets import hide_passwords
+    from sweeplab.secrets import hide_passwords
 
     try:
         cfg = compose_config(args.overrides, args.config_dir)
@@ -112,7 +112,8 @@ def _train(args) -> int:
             print(f"# {describe_optimizer_groups(cfg.model)}")   # a YAML comment: the output stays YAML
             return 0
         from sweeplab.experiment import run_experiment
-        result = run_experiment(cfg, overrides=args.overrides)
+        from sweeplab.explain.run_end import explain_at_end
+        result = run_experiment(cfg, overrides=args.overrides, at_end=explain_at_end)
     except ConfigError as e:
         print(f"sweeplab: error: {e}", file=sys.stderr)
         return 2
@@ -175,7 +176,7 @@ def _worker(args) -> int:
         # The driver's checks: bad input exits 2 before the study or any run is created.
         from sweeplab.sweep.driver import prepare
         settings, uri = prepare(args.overrides, args.config_dir)
-        from sweeplab.sweep.worker import work
+        from sweeplab.sweep.worker.loop import work
         return work(settings, args.overrides, args.config_dir, uri)
     except ConfigError as e:
         print(f"sweeplab: error: {e}", file=sys.stderr)
@@ -229,7 +230,7 @@ def _compare(args, uri: str) -> int:
 
 @_reporting
 def _register(args, uri: str) -> int:
-    from sweeplab.registry import ALIAS, register
+    from sweeplab.tracking.registry import ALIAS, register
     from sweeplab.tracking.store import open_client
 
     link = register(open_client(uri), args.run_id, args.name)
@@ -250,8 +251,8 @@ def _explain(args, uri: str) -> int:
 
 @_reporting
 def _report(args, uri: str) -> int:
-    from sweeplab.sweep import report_html
-    from sweeplab.sweep.report_data import find_sweep
+    from sweeplab.sweep.report import html as report_html
+    from sweeplab.sweep.report.data import find_sweep
     from sweeplab.tracking.store import open_client
 
     client = open_client(uri)

@@ -3,7 +3,7 @@
 import os
 import re
 
-from sweeplab.tracking.secrets import hide_passwords
+from sweeplab.secrets import hide_passwords
 
 
 class ConfigError(ValueError):

@@ -29,14 +29,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from sweeplab import __version__, cross_validation, extras, ranks
-from sweeplab.config_callbacks import from_config
+from sweeplab import __version__, cross_validation, extras
+from sweeplab.config.callbacks import from_config
+from sweeplab.config.monitor_check import MonitorCheck
 from sweeplab.errors import ConfigError, explain_instantiation
-from sweeplab.monitor_check import MonitorCheck
+from sweeplab.ranks import follower, launch as ranks
 from sweeplab.tracking import provenance, store
 from sweeplab.tracking.epoch_stats import EpochStats
 from sweeplab.tracking.figures import LogFigures
-from sweeplab.tracking.recorder import MAX_TAG_LENGTH, NoRecorder, RunRecorder
+from sweeplab.tracking.recorder import MAX_TAG_LENGTH, AtEnd, NoRecorder, RunRecorder
 from sweeplab.transfer.prepare import prepare_module
 
 
@@ -81,13 +82,14 @@ class _Prepared:
 
 def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks: Sequence[pl.Callback] = (),
                    parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-                   run_name: str | None = None) -> Result:
+                   run_name: str | None = None, at_end: AtEnd | None = None) -> Result:
     """Train and test one configured experiment, recorded as one MLflow run, on as many devices as
     the trainer asks for: rank 0 owns the run, the other ranks (started here) train beside it.
 
     Callbacks handed in by the caller (a sweep's pruning callback) run beside ours; those that are
-    OnEveryRank run on every rank, those that are FoldAware hear of each fold. Raises ConfigError, with no
-    run created, when the input is bad.
+    OnEveryRank run on every rank, those that are FoldAware hear of each fold. `at_end` runs on rank 0 once
+    each run's model is logged (`train` and `reproduce` pass explain's explain_at_end). Raises ConfigError,
+    with no run created, when the input is bad.
     """
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
@@ -98,8 +100,8 @@ def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks:
         uri = store.tracking_uri(cfg.tracking.uri)
         store.check_reachable(uri)
     if cross_validation.wanted(cfg):
-        return _cross_validate(cfg, uri, overrides, callbacks, parent_run_id, tags, run_name)
-    return _record(_prepare(cfg, callbacks), uri, overrides, callbacks, parent_run_id, tags, run_name)
+        return _cross_validate(cfg, uri, overrides, callbacks, parent_run_id, tags, run_name, at_end)
+    return _record(_prepare(cfg, callbacks), uri, overrides, callbacks, parent_run_id, tags, run_name, at_end)
 
 
 def _prepare(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Prepared:
@@ -109,14 +111,15 @@ def _prepare(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Prepared:
 
 
 def _record(prepared: _Prepared, uri: str | None, overrides: Sequence[str], callbacks: Sequence[pl.Callback],
-            parent_run_id: str | None, tags: dict[str, str] | None, run_name: str | None) -> Result:
+            parent_run_id: str | None, tags: dict[str, str] | None, run_name: str | None,
+            at_end: AtEnd | None = None) -> Result:
     """Train and test the prepared run as one MLflow run (recorded by rank 0)."""
     cfg, parts = prepared.cfg, prepared.parts
     try:
         recorder = NoRecorder()
         if not ranks.is_follower():
             recorder = _open_run(cfg, uri, prepared.resolved, overrides, parts.datamodule,
-                                 {**parts.tags, **(tags or {})}, parent_run_id, run_name)
+                                 {**parts.tags, **(tags or {})}, parent_run_id, run_name, at_end)
         handoff = {"config": prepared.resolved,
                    "callbacks": [c.follower_spec() for c in callbacks if isinstance(c, OnEveryRank)]}
         return _run(cfg, parts, recorder, handoff, prepared.agreement)
@@ -125,14 +128,17 @@ def _record(prepared: _Prepared, uri: str | None, overrides: Sequence[str], call
 
 
 def _open_run(cfg: DictConfig, uri: str, resolved: dict, overrides: Sequence[str], datamodule,
-              tags: dict[str, str] | None, parent_run_id: str | None, run_name: str | None) -> RunRecorder:
+              tags: dict[str, str] | None, parent_run_id: str | None, run_name: str | None,
+              at_end: AtEnd | None = None) -> RunRecorder:
     provenance_tags, patch = _provenance(cfg, datamodule)
     return RunRecorder.open(cfg, uri, resolved=resolved, overrides=overrides, patch=patch,
-                            tags={**provenance_tags, **(tags or {})}, parent_run_id=parent_run_id, run_name=run_name)
+                            tags={**provenance_tags, **(tags or {})}, parent_run_id=parent_run_id, run_name=run_name,
+                            at_end=at_end)
 
 
 def _cross_validate(cfg: DictConfig, uri: str, overrides: Sequence[str], callbacks: Sequence[pl.Callback],
-                    parent_run_id: str | None, tags: dict[str, str] | None, run_name: str | None) -> Result:
+                    parent_run_id: str | None, tags: dict[str, str] | None, run_name: str | None,
+                    at_end: AtEnd | None) -> Result:
     """Every fold through the one path above, each a nested run `fold-<k>` of this run, which gets the
     folds' cv/ means and stds. A fold stopped on purpose (pruned) stops the rest. The folds' settings and
     the first fold's data are checked before this run opens."""
@@ -157,7 +163,7 @@ def _cross_validate(cfg: DictConfig, uri: str, overrides: Sequence[str], callbac
                     callback.start_fold(fold, fold * steps, last=fold == len(configs) - 1)
             result = _record(prepared, uri, [*overrides, f"data.fold={fold}"], callbacks, recorder.run_id,
                              {"sweeplab.role": "fold", "sweeplab.fold": str(fold), "sweeplab.cv_run_id": recorder.run_id},
-                             f"fold-{fold}")
+                             f"fold-{fold}", at_end)
             if result.state != "FINISHED":
                 recorder.set_tags({"sweeplab.stopped": result.state,
                                    "sweeplab.stop_reason": f"fold {fold} ({result.run_id}) stopped: {result.state}"})
@@ -189,7 +195,7 @@ def _run(cfg: DictConfig, parts: _Parts, recorder: NoRecorder, handoff: dict,
     """Fit and test inside the run's rank group; the run is closed with what happened."""
     with _closed_on_error(recorder):
         try:
-            with ranks.launched(parts.trainer, handoff, parts.workdir) as group:
+            with ranks.launched(parts.trainer, handoff, parts.workdir, FOLLOWER_ENTRY) as group:
                 try:
                     _fit_and_test(cfg, parts, recorder, agreement)
                 except StopRun:
@@ -246,6 +252,16 @@ class OnEveryRank(abc.ABC):
         """A `_target_` config (JSON-serialisable) that builds this callback's counterpart on ranks > 0."""
 
 
+# What the rank machinery runs in ranks 1..K-1 (it is handed this name and imports nothing above it).
+FOLLOWER_ENTRY = f"{__name__}:follow"
+
+
+def follow(handoff: str) -> int:
+    """A follower rank's whole run: rank 0's resolved config and every-rank callbacks (ranks/follower.py
+    reads them from the handoff file) through the same run_experiment, which records nothing on this rank."""
+    return follower.main(handoff, lambda cfg, callbacks: run_experiment(cfg, callbacks=callbacks))
+
+
 class _DropTips(logging.Filter):
     """Tips, and the device inventory printed by every Trainer (the run's tags say where it ran)."""
 
@@ -273,7 +289,7 @@ def _build(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Parts:
     torch.utils.deterministic.fill_uninitialized_memory = False
     datamodule, module = build_modules(cfg)
     # finetune: init_from's weights loaded, freeze patterns and the backbone's learning rate checked.
-    transfer = prepare_module(cfg, module, store.tracking_uri(cfg.tracking.uri))
+    transfer = prepare_module(cfg, module, store.tracking_uri(cfg.tracking.uri), quiet=ranks.is_follower())
     config_callbacks = from_config(cfg)
     try:
         if not ranks.is_follower():   # Lightning's order: download (once per machine), then set up

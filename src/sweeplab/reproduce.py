@@ -43,9 +43,10 @@ def reproduce(run_id: str, uri: str, check: bool, tolerance: float) -> int:
     print(f"reproducing run {original.info.run_id} ({original.info.run_name})", flush=True)
     # torch and Lightning are imported once the run is known to be one that can be rerun.
     from sweeplab.experiment import run_experiment
+    from sweeplab.explain.run_end import explain_at_end
 
     result = run_experiment(cfg, tags={"sweeplab.reproduces": original.info.run_id},
-                            run_name=f"reproduce-{original.info.run_name}")
+                            run_name=f"reproduce-{original.info.run_name}", at_end=explain_at_end)
     return _compare(original.data.metrics, result, check, tolerance)
 
 

@@ -15,7 +15,7 @@ def explain_at_end(client, run_id: str, cfg: DictConfig, module: pl.LightningMod
                    datamodule: pl.LightningDataModule) -> None:
     """Explain the trained module (the best checkpoint's weights) on its data module's test examples, when
     the config asks for it. A sweep's trial does not: the sweep explains its best trial once it ends."""
-    # A bool: overrides keep the type of the key's default (config.py), so a typo exits 2 before training.
+    # A bool: overrides keep the type of the key's default (config/compose.py), so a typo exits 2 before training.
     if not cfg.tracking.get("log_explanations"):
         return
     run = client.get_run(run_id)

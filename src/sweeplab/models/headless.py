@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sweeplab.transfer.weights import load_file_strictly
+from sweeplab.models.weights import load_file_strictly
 
 
 class Headless(nn.Module):

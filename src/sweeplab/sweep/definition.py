@@ -14,9 +14,9 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from sweeplab.errors import ConfigError
+from sweeplab.secrets import hide_passwords
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.space import parse_space
-from sweeplab.tracking.secrets import hide_passwords
 
 ATTR = "sweeplab.definition"   # the study user attr (and parent run tag) holding it, as JSON
 FORCED_TAG = "sweeplab.forced"  # on the parent run: each `sweep.resume=force` that changed the definition

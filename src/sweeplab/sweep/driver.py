@@ -18,14 +18,15 @@ from omegaconf import OmegaConf
 from sweeplab.config import compose_config, compose_with_choices
 from sweeplab.errors import ConfigError
 from sweeplab.explain.after_sweep import explain_best_trial
-from sweeplab.sweep import placement, report, study as studies, warm_start
-from sweeplab.sweep.progress import Progress
-from sweeplab.sweep.settings import SweepSettings, read_settings
+from sweeplab.secrets import hide_passwords
+from sweeplab.sweep import placement, study as studies, warm_start
 from sweeplab.sweep.join import join, tidy as _tidy
+from sweeplab.sweep.progress import Progress
+from sweeplab.sweep.report import summary as report
+from sweeplab.sweep.settings import SweepSettings, read_settings
 from sweeplab.sweep.storage import check_storage
 from sweeplab.sweep.worker_env import DEADLINE_ENV, EXIT_TOO_MANY_FAILURES, THREADS_ENV, WORKER_INDEX_ENV
 from sweeplab.tracking import links, store
-from sweeplab.tracking.secrets import hide_passwords
 
 
 def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings, str]:
@@ -82,8 +83,8 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
     report.record_on_parent(client, parent_run_id, study, settings)
     client.set_terminated(parent_run_id, status)
     print(report.summary(study, settings))
-    if settings.register_as and report.best_trials(study):
-        from sweeplab.registry import ALIAS, register
+    if settings.register_as and studies.best_trials(study):
+        from sweeplab.tracking.registry import ALIAS, register
 
         link = register(client, parent_run_id, settings.register_as)
         print(f"registered the best trial's model as {link} ({settings.register_as}@{ALIAS})")

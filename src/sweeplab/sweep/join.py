@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import optuna
 
 from sweeplab.explain.after_sweep import explain_best_trial
-from sweeplab.sweep import definition, report, study as studies, warm_start
+from sweeplab.secrets import hide_passwords
+from sweeplab.sweep import definition, study as studies, warm_start
+from sweeplab.sweep.report import summary as report
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.storage import open_storage, study_lock
 from sweeplab.tracking import store
-from sweeplab.tracking.secrets import hide_passwords
 
 
 @dataclass

@@ -38,7 +38,7 @@ class Plan:
     def describe(self) -> str:
         if not any(self.gpus):
             each = "" if self.devices_per_trial == 1 else f", {self.devices_per_trial} processes a trial"
-            per_process = max(1, self.threads // self.devices_per_trial)   # as ranks.py shares them out
+            per_process = max(1, self.threads // self.devices_per_trial)   # as ranks/launch.py shares them out
             return (f"plan: {self.workers} worker{'s' * (self.workers != 1)} on CPU{each}, "
                     f"{per_process} thread{'s' * (per_process != 1)} each")
         line = "plan: " + " · ".join(f"worker {i} → GPU {','.join(ids)}" for i, ids in enumerate(self.gpus))
@@ -113,7 +113,7 @@ def make_plan(workers: int | str, devices_per_trial: int, gpus: list[str], cores
     if limit is not None:
         count = max(1, min(count, limit))
     if not gpus:
-        # Each worker's share; a multi-process trial divides it between its ranks (ranks.py).
+        # Each worker's share; a multi-process trial divides it between its ranks (ranks/launch.py).
         threads = max(1, cores // count)
         return Plan([[] for _ in range(count)], threads, devices_per_trial)
     k = devices_per_trial

@@ -7,9 +7,8 @@ import time
 
 import optuna
 
-from sweeplab.sweep.report import best_trials
 from sweeplab.sweep.settings import SweepSettings
-from sweeplab.sweep.study import counts
+from sweeplab.sweep.study import best_trials, counts
 
 
 class Progress:

@@ -18,7 +18,7 @@ from sweeplab.sweep.storage import StorageSpec, parse_storage
 from sweeplab.sweep.warm_start_value import WarmStart, parse as parse_warm_start
 
 DIRECTIONS = ("maximize", "minimize")
-OBJECTIVES = ("best", "last")   # a trial's value: its best epoch's sweep.metric, or its last (sweep/objective.py)
+OBJECTIVES = ("best", "last")   # a trial's value: its best epoch's sweep.metric, or its last (worker/objective.py)
 RESUME = ("auto", "force")
 
 

@@ -24,7 +24,7 @@ Each entry of a sweep's ``params:`` block means exactly what it means to the Hyd
 
 Refused (ConfigError, one line) where the plugin would fail or silently drop what was written: a tag
 other than log, ``tag(log, range(...))`` and ``tag(log, choice(...))`` (the plugin ignores the tag), a
-step <= 0, start > stop, ``glob()``. legacy_params() reads the plugin's older ``search_space:`` form.
+step <= 0, start > stop, ``glob()``. The plugin's older ``search_space:`` form is read in config/plugin_sweeper.py.
 
 When the composed config is given (value_at), every value a param can take must fit the type of the
 key's value there: an int key takes ints, a float key numbers, a bool key true/false, a string key
@@ -42,12 +42,13 @@ from typing import Any
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import (
-    ChoiceSweep, IntervalSweep, Override, Quote, QuotedString, RangeSweep, Sweep, Transformer, ValueType,
+    ChoiceSweep, IntervalSweep, Override, QuotedString, RangeSweep, Sweep, Transformer,
 )
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from sweeplab.config.overrides import hydra_text
 from sweeplab.errors import ConfigError
 
 ALLOWED = ("choice(a, b, ...), range(start, stop[, step]) (stop included), interval(low, high), "
@@ -150,61 +151,8 @@ def parse_space(params: Mapping[str, Any], groups: Collection[str] = (),
     return SearchSpace(distributions, fixed, choice_texts, grammar)
 
 
-def legacy_params(search_space: Mapping[str, Any]) -> dict[str, str]:
-    """The plugin's older ``hydra.sweeper.search_space`` form, as params grammar with the same distributions.
-
-    Its ``create_optuna_distribution_from_config``: categorical -> choices; int -> IntDistribution(int(low),
-    int(high), step=int(step) or 1), or log=True (step ignored); float -> FloatDistribution(low, high), with
-    step, or log=True (step ignored).
-    """
-    if isinstance(search_space, DictConfig):
-        search_space = OmegaConf.to_container(search_space, resolve=True)
-    params = {}
-    for key, spec in search_space.items():
-        where = f"hydra.sweeper.search_space.{key}"
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"{where}: expected a mapping with type: int, float or categorical "
-                              "(and low/high/step/log or choices)")
-        unknown = set(spec) - {"type", "choices", "low", "high", "log", "step"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
-                              "allowed: type, choices, low, high, log, step")
-        kind, log, step = spec.get("type"), spec.get("log", False), spec.get("step")
-        if kind == "categorical":
-            choices = spec.get("choices")
-            if not isinstance(choices, list) or not choices:
-                raise ConfigError(f"{where}: type categorical needs choices: [a, b, ...]")
-            if None in choices:
-                raise ConfigError(f"{where}: a null choice cannot be written in Hydra's sweep grammar; "
-                                  "give the key a value that stands for it")
-            params[str(key)] = "choice(" + ", ".join(_hydra_text(c) for c in choices) + ")"
-            continue
-        if kind not in ("int", "float"):
-            raise ConfigError(f"{where}.type={kind}: allowed: int, float, categorical")
-        low, high = spec.get("low"), spec.get("high")
-        if not all(_is_number(x) for x in (low, high)) or not (step is None or _is_number(step)) \
-                or not isinstance(log, bool):
-            raise ConfigError(f"{where}: type {kind} needs numbers low and high (and optionally a number step, "
-                              "log: true or false)")
-        if kind == "int":
-            low, high = int(low), int(high)
-            params[str(key)] = (f"tag(log, int(interval({low}, {high})))" if log
-                                else f"range({low}, {high}, {int(step) if step is not None else 1})")
-        elif log:
-            params[str(key)] = f"tag(log, interval({_float_text(low)}, {_float_text(high)}))"
-        elif step is not None:
-            params[str(key)] = f"range({_float_text(low)}, {_float_text(high)}, {_float_text(step)})"
-        else:
-            params[str(key)] = f"interval({_float_text(low)}, {_float_text(high)})"
-    return params
-
-
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _float_text(x: float) -> str:
-    return repr(float(x))
 
 
 def _parse(key: str, text: str) -> Override:
@@ -372,35 +320,10 @@ def _plain(value: Any) -> Any:
 
 
 def _hydra_text(value: Any) -> str:
-    """Override text that Hydra parses back to the same value with the same type."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return _string_text(value)
-    if isinstance(value, list):
-        return "[" + ",".join(_hydra_text(x) for x in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{Transformer.str(k)}:{_hydra_text(v)}" for k, v in value.items()) + "}"
-    raise ValueError(f"a {type(value).__name__} value cannot be an override; allowed: {ALLOWED}")
-
-
-def _string_text(value: str) -> str:
-    # Quote only when the bare text would read back as something else ("1", "true", "null", "a,b"...).
-    bare = Transformer.str(value)
     try:
-        [override] = OverridesParser.create().parse_overrides([f"x={bare}"])
-        back = override.value()
-        if override.value_type is ValueType.ELEMENT and isinstance(back, str) and back == value:
-            return bare
-    except HydraException:
-        pass
-    return QuotedString(text=value, quote=Quote.single).with_quotes()
+        return hydra_text(value)
+    except ValueError as e:
+        raise ValueError(f"{e}; allowed: {ALLOWED}") from None
 
 
 def _one_line(text: str) -> str:

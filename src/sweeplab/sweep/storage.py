@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweeplab.errors import ConfigError
-from sweeplab.tracking.secrets import hide_passwords
+from sweeplab.secrets import hide_passwords
 
 DEFAULT_JOURNAL = "mlruns/optuna.journal"
 HEARTBEAT_SECONDS = 10

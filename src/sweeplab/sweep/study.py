@@ -11,10 +11,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.errors import ConfigError
-from sweeplab.processes import alive
-from sweeplab.sweep.seeded import own_trials, seeded_trials
+from sweeplab.ranks.processes import alive
+from sweeplab.secrets import hide_passwords
+from sweeplab.sweep.seeded import best_of, own_trials, seeded_trials
 from sweeplab.sweep.settings import SweepSettings
-from sweeplab.tracking.secrets import hide_passwords
 
 PARENT_RUN_ATTR = "sweeplab.parent_run_id"
 WORKER_ATTR = "sweeplab.worker"
@@ -69,6 +69,23 @@ def counts(study: optuna.Study) -> Counter:
     if seeded:
         found["seeded"] = seeded
     return found
+
+
+def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The sweep's own best: trials seeded by a warm start are not candidates (they have no run here)."""
+    complete = own_trials(study, states=(TrialState.COMPLETE,))
+    if not complete:
+        return []
+    if seeded_trials(study):
+        return best_of(complete, study.directions)
+    return study.best_trials if len(study.directions) > 1 else [study.best_trial]
+
+
+def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The sweep's own complete trials (seeded ones left out), best first (by the first objective)."""
+    reverse = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    complete = own_trials(study, states=(TrialState.COMPLETE,))
+    return sorted(complete, key=lambda t: t.values[0], reverse=reverse)
 
 
 def worker_id() -> str:

@@ -20,13 +20,13 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.errors import ConfigError
+from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import definition, seeded
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.storage import StorageSpec, open_storage
 from sweeplab.sweep.study import PARENT_RUN_ATTR
 from sweeplab.sweep.warm_start_value import KEY, WarmStart
 from sweeplab.sweep.worker_env import WORKER_INDEX_ENV
-from sweeplab.tracking.secrets import hide_passwords
 
 TAG = "sweeplab.warm_start"   # on the new sweep's parent run: the source, what was seeded and what was skipped
 

@@ -1,6 +1,6 @@
 """The `sweep.warm_start` value (`STUDY[,TOP_K]` or `PARENT_RUN_ID[,TOP_K]`): read, and kept one value by Hydra.
 
-Imports nothing heavy: the config composer uses it for every command, `train` included.
+The composer quotes it on the command line (config/overrides.py, which owns the key's name).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from omegaconf import ListConfig
 
+from sweeplab.config.overrides import WARM_START_KEY as KEY
 from sweeplab.errors import ConfigError
 
-KEY = "sweep.warm_start"
 RUN_ID = re.compile(r"[0-9a-f]{32}")   # an MLflow run id; anything else names a study
 
 
@@ -47,18 +47,6 @@ def parse(value) -> WarmStart | None:
                               f"(the best k trials of the source study), e.g. {KEY}={parts[0]},5")
         top_k = int(parts[1])
     return WarmStart(source=parts[0], top_k=top_k)
-
-
-def quote_override(overrides: list[str]) -> list[str]:
-    """`sweep.warm_start=NAME,K` passed to Hydra as the string 'NAME,K': Hydra reads an unquoted comma as a
-    multirun sweep and refuses it outside --multirun."""
-    quoted = []
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if sep and key.lstrip("+") == KEY and "," in value and not value.startswith(("'", '"', "[")):
-            override = f"{key}='{value}'"
-        quoted.append(override)
-    return quoted
 
 
 def _shown(value) -> str:

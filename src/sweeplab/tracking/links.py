@@ -8,7 +8,7 @@ Imports nothing heavy: `sweeplab ui` and the end of a run print these.
 
 from __future__ import annotations
 
-from sweeplab.tracking.secrets import hide_passwords
+from sweeplab.secrets import hide_passwords
 
 UI_HOST = "127.0.0.1"   # `sweeplab ui` defaults
 UI_PORT = 5000

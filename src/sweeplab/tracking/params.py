@@ -7,7 +7,7 @@ import json
 from mlflow.entities import Param
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
-from sweeplab.tracking.secrets import hide_passwords
+from sweeplab.secrets import hide_passwords
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, str]:

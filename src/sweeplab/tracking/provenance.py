@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from sweeplab.tracking.secrets import hide_passwords
+from sweeplab.secrets import hide_passwords
 
 PACKAGES = ("sweeplab", "torch", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf",
             "optuna", "mlflow", "numpy")

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 
 import mlflow
 import pytorch_lightning as pl
 from mlflow import MlflowClient
 from mlflow.entities import Metric
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers.logger import DummyLogger
 
-from sweeplab.config import to_yaml
+from sweeplab.secrets import hide_passwords
 from sweeplab.tracking import model_export, params, store
 from sweeplab.tracking.metric_logger import MlflowBatchLogger
-from sweeplab.tracking.secrets import hide_passwords
 
 MAX_TAG_LENGTH = 5000
+# What a caller runs on rank 0 once the run's outputs are logged: (client, run_id, cfg, module, datamodule).
+# `train` and `reproduce` pass explain's explain_at_end (tracking.log_explanations); tracking imports no explain.
+AtEnd = Callable[[MlflowClient, str, DictConfig, pl.LightningModule, pl.LightningDataModule], None]
 
 
 class NoRecorder:
@@ -53,15 +56,16 @@ class NoRecorder:
 class RunRecorder(NoRecorder):
     """Rank 0: the MLflow run, opened with its inputs and closed with its outputs and status."""
 
-    def __init__(self, client: MlflowClient, run_id: str):
+    def __init__(self, client: MlflowClient, run_id: str, at_end: AtEnd | None = None):
         self.client = client
         self.run_id = run_id
+        self.at_end = at_end
         self.logger = MlflowBatchLogger(client, run_id)
         self.loggers = [self.logger]
 
     @classmethod
     def open(cls, cfg: DictConfig, uri: str, *, resolved: dict, overrides, patch: str, tags: dict[str, str],
-             parent_run_id: str | None, run_name: str | None) -> RunRecorder:
+             parent_run_id: str | None, run_name: str | None, at_end: AtEnd | None = None) -> RunRecorder:
         """Start the run and log its params (every leaf of the resolved config), config, overrides and patch."""
         client = store.open_client(uri)
         mlflow.set_tracking_uri(uri)
@@ -76,11 +80,12 @@ class RunRecorder(NoRecorder):
         # A fold's run starts while its cross-validation run is active: MLflow nests it only when told.
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=mlflow.active_run() is not None,
                                parent_run_id=parent_run_id, tags=tags, log_system_metrics=bool(interval))
-        recorder = cls(client, run.info.run_id)
+        recorder = cls(client, run.info.run_id, at_end)
         recorder.run_name = run.info.run_name
         try:
             params.log_params(client, run.info.run_id, params.flatten(resolved))
-            mlflow.log_text(hide_passwords(to_yaml(cfg)), "config.yaml")
+            # The resolved config, as config.to_yaml (and `--print-config`) shows it.
+            mlflow.log_text(hide_passwords(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
             mlflow.log_text(hide_passwords("".join(f"{o}\n" for o in overrides)), "overrides.txt")
             if patch:
                 mlflow.log_text(patch, "git.patch")
@@ -122,9 +127,8 @@ class RunRecorder(NoRecorder):
                 mlflow.set_tag("sweeplab.model", f"not logged: {skipped}"[:MAX_TAG_LENGTH])
             else:
                 self._link_to_model(mlflow.last_logged_model().model_id, best_epoch)
-        if cfg.tracking.get("log_explanations"):   # imported only then: Captum is not needed to train
-            from sweeplab.explain.run_end import explain_at_end
-            explain_at_end(self.client, self.run_id, cfg, module, datamodule)
+        if self.at_end is not None:
+            self.at_end(self.client, self.run_id, cfg, module, datamodule)
 
     def _best_epoch(self, metric: str, mode: str) -> int:
         """The epoch whose checkpoint is the best one: the first with the best value, as ModelCheckpoint keeps."""

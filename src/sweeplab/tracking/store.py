@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from sweeplab.errors import ConfigError
-from sweeplab.tracking.secrets import hide_passwords
+from sweeplab.secrets import hide_passwords
 
 
 def tracking_uri(configured: str) -> str:

@@ -9,14 +9,14 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch import nn
 
-from sweeplab import extras, ranks
+from sweeplab import extras
 from sweeplab.errors import ConfigError
 from sweeplab.models.supervised import SupervisedModule
+from sweeplab.models.weights import describe, digest, load_into, mismatches
 from sweeplab.transfer import settings as finetune_settings
 from sweeplab.transfer.freezing import FreezeParameters, matching_parameters
 from sweeplab.transfer.pinning import init_tags
 from sweeplab.transfer.sources import Source, fetch
-from sweeplab.transfer.weights import describe, digest, load_into, mismatches
 
 
 @runtime_checkable
@@ -32,14 +32,15 @@ class Transfer:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def prepare_module(cfg: DictConfig, module: pl.LightningModule, tracking_uri: str) -> Transfer:
+def prepare_module(cfg: DictConfig, module: pl.LightningModule, tracking_uri: str, *,
+                   quiet: bool = False) -> Transfer:
     """Load finetune.init_from's weights into `module`, check the freeze patterns and the backbone's
     learning-rate split; return the callbacks and tags the run needs. Bad input raises ConfigError, before
-    any run exists."""
+    any run exists. `quiet`: say nothing of what was loaded (run_experiment's ranks > 0)."""
     settings = finetune_settings.read(cfg)
     transfer = Transfer()
     if settings.init_from:
-        transfer.tags = _initialise(module, settings, tracking_uri)
+        transfer.tags = _initialise(module, settings, tracking_uri, quiet)
     if settings.freeze:
         names = matching_parameters(module, settings.freeze)
         transfer.callbacks.append(FreezeParameters(names, settings.unfreeze_at_epoch))
@@ -52,7 +53,8 @@ def prepare_module(cfg: DictConfig, module: pl.LightningModule, tracking_uri: st
     return transfer
 
 
-def _initialise(module: pl.LightningModule, settings: finetune_settings.Finetune, tracking_uri: str) -> dict[str, str]:
+def _initialise(module: pl.LightningModule, settings: finetune_settings.Finetune, tracking_uri: str,
+                quiet: bool) -> dict[str, str]:
     key = f"finetune.init_from={settings.init_from}"
     source = fetch(settings.init_from, tracking_uri)
     # A logged model is the module's exported network `net` (tracking/model_export.py): it loads into `net`.
@@ -76,7 +78,7 @@ def _initialise(module: pl.LightningModule, settings: finetune_settings.Finetune
         raise ConfigError(f"{key}: these weights (digest {found}) are not those the run started from "
                           f"(digest {settings.init_digest}); the source has changed since")
     load_into(target, source.weights, left_out)
-    if not ranks.is_follower():
+    if not quiet:
         loaded = len(source.weights.keys() - left_out)
         print(f"init_from: {loaded} tensors from {source.resolved}{', head afresh' if left_out else ''}", flush=True)
     return init_tags(settings.init_from, source.resolved, found, source.run_id, source.model_version)

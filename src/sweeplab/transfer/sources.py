@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from sweeplab.errors import ConfigError
-from sweeplab.transfer.weights import read_state_dict
+from sweeplab.models.weights import read_state_dict
 
 CHECKPOINT = "checkpoints/best.ckpt"   # what every run logs (tracking.log_checkpoint), see tracking/recorder.py
 FORMS = ("a run id (32 hex digits), runs:/RUN_ID/model (or runs:/RUN_ID/PATH of a logged .ckpt/.pt file), "

@@ -12,7 +12,7 @@ matplotlib.use("Agg")   # files only, never a window (set before pyplot is impor
 import matplotlib.pyplot as plt  # noqa: E402
 from optuna.distributions import CategoricalDistribution  # noqa: E402
 
-from sweeplab.sweep.report_data import TOP_CURVES, SweepRecord, TrialRow  # noqa: E402
+from sweeplab.sweep.report.data import TOP_CURVES, SweepRecord, TrialRow  # noqa: E402
 
 WIDTH, HEIGHT, DPI = 6.4, 3.6, 110
 WIDE = 2 * WIDTH   # the parallel coordinates and the learning curves span the page

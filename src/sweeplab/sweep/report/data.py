@@ -13,9 +13,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.errors import ConfigError
 from sweeplab.sweep import seeded
-from sweeplab.sweep.report import best_trials, ranked
 from sweeplab.sweep.storage import open_storage, parse_storage
-from sweeplab.sweep.study import counts
+from sweeplab.sweep.study import best_trials, counts, ranked
 from sweeplab.sweep.warm_start import TAG as WARM_START_TAG
 from sweeplab.sweep.warm_start_value import RUN_ID
 from sweeplab.tracking import links, lookup

@@ -17,9 +17,9 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from sweeplab.config.overrides import quote_override
+from sweeplab.config.plugin_sweeper import to_sweep_node, uses_plugin
 from sweeplab.errors import ConfigError
-from sweeplab.plugin_sweeper import to_sweep_node, uses_plugin
-from sweeplab.sweep.warm_start_value import quote_override
 
 
 def package_config_dir() -> Path:

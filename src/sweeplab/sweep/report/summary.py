@@ -8,31 +8,13 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
 
-from sweeplab.sweep.seeded import best_of, own_trials, seeded_trials
+from sweeplab.sweep.report.html import log_on_parent
 from sweeplab.sweep.settings import SweepSettings
-from sweeplab.sweep.study import counts
+from sweeplab.sweep.study import best_trials, counts, ranked
 
 PLOTS = ("plot_optimization_history", "plot_parallel_coordinate", "plot_param_importances",
          "plot_intermediate_values")
-
-
-def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The sweep's own best: trials seeded by a warm start are not candidates (they have no run here)."""
-    complete = own_trials(study, states=(TrialState.COMPLETE,))
-    if not complete:
-        return []
-    if seeded_trials(study):
-        return best_of(complete, study.directions)
-    return study.best_trials if len(study.directions) > 1 else [study.best_trial]
-
-
-def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The sweep's own complete trials (seeded ones left out), best first (by the first objective)."""
-    reverse = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    complete = own_trials(study, states=(TrialState.COMPLETE,))
-    return sorted(complete, key=lambda t: t.values[0], reverse=reverse)
 
 
 def record_on_parent(client, run_id: str, study: optuna.Study, settings: SweepSettings) -> None:
@@ -59,8 +41,6 @@ def record_on_parent(client, run_id: str, study: optuna.Study, settings: SweepSe
         client.log_artifact(run_id, str(Path(folder) / "trials.csv"))
         for path in _plots(study, settings, Path(folder)):
             client.log_artifact(run_id, str(path), "plots")
-    from sweeplab.sweep.report_html import log_on_parent   # it reads best_trials() of this module: imported here
-
     log_on_parent(client, run_id, study)   # report.html: the one-page report
 
 

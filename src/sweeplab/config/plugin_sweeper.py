@@ -19,11 +19,13 @@ expression keeps the plugin's meaning (sweep/space.py). What sweeplab cannot hon
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sweeplab.config.overrides import hydra_text
 from sweeplab.errors import ConfigError
 
 TARGET = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
@@ -74,8 +76,6 @@ def to_sweep_node(cfg: DictConfig, choices: dict) -> DictConfig:
                           "optuna) both define the sweep; select one of them")
     params = {}
     if node.get("search_space"):
-        from sweeplab.sweep.space import legacy_params  # optuna is imported only when a plugin file is used
-
         params.update(legacy_params(node.search_space))
     params.update(_container(node, "params", resolve=False) or {})
     metric = cfg.get("optimized_metric")
@@ -104,3 +104,60 @@ def _container(node: DictConfig, key: str, resolve: bool = True) -> Any:
         return OmegaConf.to_container(value, resolve=resolve) if isinstance(value, DictConfig) else value
     except OmegaConfBaseException as e:
         raise ConfigError(f"hydra.sweeper.{key}: {str(e).splitlines()[0]}") from None
+
+
+def legacy_params(search_space: Mapping[str, Any]) -> dict[str, str]:
+    """The plugin's older ``hydra.sweeper.search_space`` form, as params grammar with the same distributions.
+
+    Its ``create_optuna_distribution_from_config``: categorical -> choices; int -> IntDistribution(int(low),
+    int(high), step=int(step) or 1), or log=True (step ignored); float -> FloatDistribution(low, high), with
+    step, or log=True (step ignored).
+    """
+    if isinstance(search_space, DictConfig):
+        search_space = OmegaConf.to_container(search_space, resolve=True)
+    params = {}
+    for key, spec in search_space.items():
+        where = f"hydra.sweeper.search_space.{key}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where}: expected a mapping with type: int, float or categorical "
+                              "(and low/high/step/log or choices)")
+        unknown = set(spec) - {"type", "choices", "low", "high", "log", "step"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                              "allowed: type, choices, low, high, log, step")
+        kind, log, step = spec.get("type"), spec.get("log", False), spec.get("step")
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise ConfigError(f"{where}: type categorical needs choices: [a, b, ...]")
+            if None in choices:
+                raise ConfigError(f"{where}: a null choice cannot be written in Hydra's sweep grammar; "
+                                  "give the key a value that stands for it")
+            params[str(key)] = "choice(" + ", ".join(hydra_text(c) for c in choices) + ")"
+            continue
+        if kind not in ("int", "float"):
+            raise ConfigError(f"{where}.type={kind}: allowed: int, float, categorical")
+        low, high = spec.get("low"), spec.get("high")
+        if not all(_is_number(x) for x in (low, high)) or not (step is None or _is_number(step)) \
+                or not isinstance(log, bool):
+            raise ConfigError(f"{where}: type {kind} needs numbers low and high (and optionally a number step, "
+                              "log: true or false)")
+        if kind == "int":
+            low, high = int(low), int(high)
+            params[str(key)] = (f"tag(log, int(interval({low}, {high})))" if log
+                                else f"range({low}, {high}, {int(step) if step is not None else 1})")
+        elif log:
+            params[str(key)] = f"tag(log, interval({_float_text(low)}, {_float_text(high)}))"
+        elif step is not None:
+            params[str(key)] = f"range({_float_text(low)}, {_float_text(high)}, {_float_text(step)})"
+        else:
+            params[str(key)] = f"interval({_float_text(low)}, {_float_text(high)})"
+    return params
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _float_text(x: float) -> str:
+    return repr(float(x))

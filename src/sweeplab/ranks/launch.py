@@ -5,10 +5,11 @@ process when a rank fails: in a warm sweep worker that would re-run the worker (
 more trials) and take the worker down with a failed trial. So sweeplab plays torchrun's part for
 one run: it sets the env:// rendezvous variables (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK,
 LOCAL_RANK, RANK), which tell Lightning that the processes were created outside it, and has each
-other rank forked by this process's fork server (rank_server.py: Lightning imported once, no CUDA
-touched) to run `rank_follower.main` with the run's resolved config. Those followers go through
-the same `run_experiment` with no MLflow run and no Optuna trial (rank 0 owns both); decisions
-such as pruning reach them by broadcast. Every follower leaves with the run.
+other rank forked by this process's fork server (server.py: Lightning imported once, no CUDA
+touched) to run the entry it is handed (`module:function`; run_experiment hands its `follow`, which
+runs follower.py around the run's resolved config). Those followers go through the same
+`run_experiment` with no MLflow run and no Optuna trial (rank 0 owns both); decisions such as pruning
+reach them by broadcast. Every follower leaves with the run.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ import torch
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
-from sweeplab import rank_server
 from sweeplab.errors import ConfigError
-from sweeplab.processes import alive
+from sweeplab.ranks import server as rank_server
+from sweeplab.ranks.processes import alive
 
-SERVER_MODULE = "sweeplab.rank_server"
+SERVER_MODULE = "sweeplab.ranks.server"
 PARENT_ENV = "SWEEPLAB_RANK0_PID"   # followers exit when this process (rank 0) is gone
 RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "LOCAL_RANK", "RANK", "OMP_NUM_THREADS")
 JOIN_SECONDS = 30.0          # a finished run's followers exit at once; this only bounds a stuck one
@@ -126,16 +127,17 @@ class Follower:
 
 
 class _ForkServer:
-    """This process's rank server (rank_server.py), started on first use."""
+    """This process's rank server (server.py), started on first use with the entry its children run."""
 
     process: subprocess.Popen | None = None
     owner_pid = 0
+    entry = ""
 
     @classmethod
-    def fork(cls, handoff: Path, rank_index: int, env: dict[str, str]) -> Follower:
+    def fork(cls, entry: str, handoff: Path, rank_index: int, env: dict[str, str]) -> Follower:
         request = json.dumps({"handoff": str(handoff), "rank": rank_index, "env": env, "cwd": os.getcwd()})
         for attempt in (1, 2):     # a server that died (killed, out of memory) is restarted once
-            server = cls._server()
+            server = cls._server(entry)
             try:
                 server.stdin.write(request + "\n")
                 server.stdin.flush()
@@ -148,13 +150,16 @@ class _ForkServer:
         raise RuntimeError("the rank server did not start a follower rank; see its error above")
 
     @classmethod
-    def _server(cls) -> subprocess.Popen:
+    def _server(cls, entry: str) -> subprocess.Popen:
+        if cls.process is not None and cls.owner_pid == os.getpid() and cls.entry != entry:
+            cls._stop()   # another entry: a server preloads the one it was started with
         if cls.process is None or cls.owner_pid != os.getpid() or cls.process.poll() is not None:
             # Its environment is this process's before any run changed it; each child gets the run's.
             env = {k: v for k, v in os.environ.items() if k not in RENDEZVOUS_ENV}
-            cls.process = subprocess.Popen([sys.executable, "-m", SERVER_MODULE], stdin=subprocess.PIPE,
+            cls.process = subprocess.Popen([sys.executable, "-m", SERVER_MODULE, entry], stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE, text=True, env=env)
             cls.owner_pid = os.getpid()
+            cls.entry = entry
             ready = cls.process.stdout.readline()
             if not ready:
                 raise RuntimeError(f"the rank server (python -m {SERVER_MODULE}) exited at start; see its error above")
@@ -197,8 +202,11 @@ def error_file(folder: Path, rank_index: int) -> Path:
 
 
 @contextmanager
-def launched(trainer: pl.Trainer, handoff: dict, folder: Path) -> Iterator[RankGroup]:
+def launched(trainer: pl.Trainer, handoff: dict, folder: Path, entry: str) -> Iterator[RankGroup]:
     """Run the body as rank 0 of the trainer's processes: followers started before, ended after.
+
+    Each follower runs `entry` (`module:function`, called with the path of the handoff file, which holds
+    `handoff`): the caller names what its followers run, so nothing here imports it.
 
     With one process, or inside processes someone else started (torchrun, a follower), nothing is
     started; the process group, if any, is destroyed at the end either way.
@@ -219,8 +227,8 @@ def launched(trainer: pl.Trainer, handoff: dict, folder: Path) -> Iterator[RankG
     torch.set_num_threads(per_rank)
     path = folder / "handoff.json"
     path.write_text(json.dumps(handoff))
-    followers = [_ForkServer.fork(path, r, {**os.environ, "LOCAL_RANK": str(r), "RANK": str(r),
-                                            PARENT_ENV: str(os.getpid())})
+    followers = [_ForkServer.fork(entry, path, r, {**os.environ, "LOCAL_RANK": str(r), "RANK": str(r),
+                                                   PARENT_ENV: str(os.getpid())})
                  for r in range(1, count)]
     group = RankGroup(folder, followers)
     try:

@@ -11,10 +11,10 @@ import optuna
 from mlflow.entities import Run
 
 from sweeplab.errors import ConfigError
-from sweeplab.sweep.report_data import SweepRecord, TrialRow, collect
+from sweeplab.sweep.report.data import SweepRecord, TrialRow, collect
 
 ARTIFACT = "report.html"   # on the sweep's parent run
-# (name, title, caption, full width): the two wide ones are drawn twice as wide (report_figures.WIDE).
+# (name, title, caption, full width): the two wide ones are drawn twice as wide (figures.WIDE).
 FIGURES = (("history", "Optimisation history", "each complete trial's value; the red line is the best so far", False),
            ("importances", "Parameter importances", "how much each param explains the metric (fANOVA, complete "
             "trials)", False),
@@ -43,7 +43,7 @@ section{margin-top:18px}.scroll{overflow-x:auto}
 
 def write(client, parent: Run, study: optuna.Study, path: str | Path) -> Path:
     """The report of the sweep (parent run, study) as one HTML file at `path`."""
-    from sweeplab.sweep.report_figures import draw_all
+    from sweeplab.sweep.report.figures import draw_all
 
     path = Path(path)
     if not path.parent.is_dir():

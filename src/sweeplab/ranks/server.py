@@ -1,10 +1,14 @@
-"""`python -m sweeplab.rank_server`: a fork server for the follower ranks of one process's multi-device runs.
+"""`python -m sweeplab.ranks.server ENTRY`: a fork server for the follower ranks of one process's multi-device runs.
 
 A fresh follower process pays Lightning's imports (≈4-6 s here) on every run; a fork of a process
-that already imported them starts in milliseconds. ranks.py starts this server once per process,
+that already imported them starts in milliseconds. launch.py starts this server once per process,
 on that process's first multi-device run, and asks it for one fork per follower rank per run. The
 server itself runs nothing and touches no GPU, so its children can still initialise CUDA (a fork of
 a process with CUDA initialised cannot: that is why ranks are not forked from the worker itself).
+
+ENTRY (`module:function`, given by whoever launches the ranks: sweeplab.experiment's `follow`) is
+imported once, at start, and each child calls it with its handoff file; the server imports nothing
+of sweeplab above this package.
 
 Protocol, one JSON object per line: request {"handoff", "rank", "env", "cwd"} on stdin, reply
 {"pid"} on stdout. The server exits when its stdin closes, i.e. when the process that started it
@@ -15,17 +19,19 @@ from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import Callable
 
 
 def exit_file(handoff: Path, rank: int) -> Path:
     return handoff.parent / f"rank-{rank}.exit"
 
 
-def _child(request: dict) -> None:
+def _child(request: dict, entry: Callable[[str], int]) -> None:
     """In the forked child: become the follower rank, run it, leave the exit code, never return."""
     code = 1
     try:
@@ -36,9 +42,7 @@ def _child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        from sweeplab import rank_follower
-
-        code = rank_follower.main([request["handoff"]])
+        code = entry(request["handoff"])
     except BaseException:
         traceback.print_exc()
     finally:
@@ -50,12 +54,11 @@ def _child(request: dict) -> None:
             os._exit(code)
 
 
-def serve() -> None:
-    # What every follower imports, once: torch, Lightning, Hydra, the data and model code.
+def serve(entry_name: str) -> None:
+    # What every follower imports, once: torch, Lightning, Hydra, the data and model code (ENTRY's module).
     import torch
 
-    import sweeplab.experiment  # noqa: F401
-    import sweeplab.rank_follower  # noqa: F401
+    entry = pkgutil.resolve_name(entry_name)
 
     # The first optimizer step of a process loads torch._dynamo (≈1 s): pay it here, on the CPU.
     weight = torch.nn.Parameter(torch.zeros(1))
@@ -69,9 +72,9 @@ def serve() -> None:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            _child(request)
+            _child(request, entry)
         print(json.dumps({"pid": pid}), flush=True)
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1])

@@ -21,15 +21,16 @@ from optuna.trial import TrialState
 
 from sweeplab.config import compose_trial
 from sweeplab.experiment import run_experiment
+from sweeplab.explain.run_end import explain_at_end
+from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import study as studies
-from sweeplab.sweep.heartbeat import start_heartbeat  # ask/tell mode must record heartbeats itself
-from sweeplab.sweep.objective import EpochValues
-from sweeplab.sweep.pruning import TrialReporter
-from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.join import finish_if_complete, join
+from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.storage import slot_lock, study_lock
+from sweeplab.sweep.worker.heartbeat import start_heartbeat  # ask/tell mode must record heartbeats itself
+from sweeplab.sweep.worker.objective import EpochValues
+from sweeplab.sweep.worker.pruning import TrialReporter
 from sweeplab.sweep.worker_env import DEADLINE_ENV, EXIT_TOO_MANY_FAILURES, THREADS_ENV, WORKER_INDEX_ENV
-from sweeplab.tracking.secrets import hide_passwords
 
 
 
@@ -98,7 +99,8 @@ def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings,
     try:
         cfg = trial_config(overrides, config_dirs, settings, trial_overrides)
         result = run_experiment(cfg, overrides=overrides + trial_overrides, callbacks=[reporter, epochs],
-                                parent_run_id=parent_run_id, tags=tags, run_name=_run_name(trial))
+                                parent_run_id=parent_run_id, tags=tags, run_name=_run_name(trial),
+                                at_end=explain_at_end)   # it passes over a trial's own run
     except KeyboardInterrupt:
         # Ctrl-C again (or the driver passing it on) must not cut this short: the trial turns FAIL and is
         # queued again with the same params, exactly once (a process joining later checks it was).
