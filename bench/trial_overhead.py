@@ -2,7 +2,7 @@
 
 One process holds a real Optuna study (journal file) and a real SQLite MLflow store, both in a
 temporary folder, with a parent run made by the sweep driver's own code. Each timed trial is what
-a worker's loop does for one trial (sweep/worker.py `work`): recover dead trials, take the slot
+a worker's loop does for one trial (sweep/worker/loop.py `work`): recover dead trials, take the slot
 lock, count, ask, tag the trial with its worker, then `run_trial` (compose the trial's config, open
 its nested MLflow run, Lightning fit + test on ONE batch each of train, val and test, checkpoint,
 tell, close). The digits_cnn sweep is used with sampler=random and pruner=none, so each trial's
