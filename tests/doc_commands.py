@@ -122,6 +122,7 @@ def files(doc: Path) -> dict[str, str]:
         if line.startswith("```"):
             if block is not None and caption:
                 found[caption] = "\n".join(block) + "\n"
+                caption = None   # a caption names the one block right below it
             block = [] if block is None else None
             continue
         if block is not None:

@@ -114,7 +114,44 @@ def test_compare_fits_100_columns_and_labels_its_plot(swept, tmp_path):
     assert any(t.startswith("value on each axis") for t in texts) and any(t.startswith("parameter") for t in texts)
 
 
-def test_ui_serves_the_runs_and_stops(swept, tmp_path):
+def server_session(parent_pid: int) -> list[int]:
+    """The processes of the server a sweeplab command started: its child with a session of its own, and theirs."""
+    rows = [tuple(map(int, line.split())) for line in
+            subprocess.run(["ps", "-eo", "pid=,ppid=,sid="], capture_output=True, text=True).stdout.splitlines()]
+    sessions = {pid for pid, ppid, sid in rows if ppid == parent_pid and sid == pid}
+    return [pid for pid, _, sid in rows if sid in sessions]
+
+
+def wait_for_line(log, marker: str, timeout: float = 120) -> list[str]:
+    """The lines written to `log` up to the first holding `marker`, as soon as it is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = log.read_text().splitlines()
+        found = [i for i, line in enumerate(lines) if marker in line]
+        if found:
+            return lines[:found[0] + 1]
+        time.sleep(0.2)
+    raise AssertionError(f"no line with {marker!r} in {timeout} s: {log.read_text()[-3000:]}")
+
+
+def stop_group(process: subprocess.Popen, sig=signal.SIGINT) -> None:
+    """Stop a command started with start_new_session as the terminal's Ctrl-C would; then, whatever the
+    outcome, kill anything left of its process group and of its server's."""
+    servers = server_session(process.pid)
+    try:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=60)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        pass
+    finally:
+        for pid in {process.pid, *servers}:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def test_ui_says_starting_then_its_url_once_the_server_answers_and_stops(swept, tmp_path):
     cwd, parent, _ = swept
     port = free_port()
     # --open hands the URL to Python's webbrowser, which runs $BROWSER: here a script that notes it.
@@ -122,18 +159,19 @@ def test_ui_serves_the_runs_and_stops(swept, tmp_path):
     browser.write_text(f'#!/bin/sh\necho "$1" > {tmp_path / "opened.txt"}\n')
     browser.chmod(0o755)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "BROWSER": str(browser)}
-    server = subprocess.Popen([SWEEPLAB, "ui", "--port", str(port), "--open"], cwd=cwd, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = tmp_path / "ui.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([SWEEPLAB, "ui", "--port", str(port), "--open"], cwd=cwd, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     # The sweep's experiment, in the UI's "Model training" view (MLflow 3 opens its GenAI view otherwise).
     url = f"http://127.0.0.1:{port}/#/experiments/{parent.info.experiment_id}?workflowType=machine_learning"
     try:
-        deadline, page = time.monotonic() + 90, None
-        while time.monotonic() < deadline and page is None:
-            try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
-            except OSError:
-                time.sleep(0.5)
-        assert page and "<html" in page.lower()
+        lines = wait_for_line(log, url)
+        assert lines[0].startswith("starting the MLflow UI for sqlite:")   # at once, before the server is up
+        # The URL is printed once the server answers: no retry here.
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
+        # One local user's server: one process serving, and its parent; no job runner, no huey consumers.
+        assert len(server_session(server.pid)) <= 2, server_session(server.pid)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", method="POST",
             data=json.dumps({"experiment_ids": [parent.info.experiment_id]}).encode(),
@@ -145,30 +183,30 @@ def test_ui_serves_the_runs_and_stops(swept, tmp_path):
             time.sleep(0.5)
         assert (tmp_path / "opened.txt").read_text().strip() == url
     finally:
-        os.killpg(server.pid, signal.SIGINT)   # sweeplab passes it on to the server's own process group
-        output = server.communicate(timeout=60)[0]
-    assert url in output.splitlines()[0]
-    # Starlette's, once per server process. A warning line reads "...: XDeprecationWarning: text"; a
-    # traceback of a server process still importing when Ctrl-C came may quote source lines naming one.
-    assert not [line for line in output.splitlines() if "DeprecationWarning:" in line], output[-3000:]
+        stop_group(server)
+    output = log.read_text()
+    # Starlette's, once per server process; a server stopped mid-request would print a traceback.
+    assert not [line for line in output.splitlines() if "DeprecationWarning:" in line or "Traceback" in line], output[-3000:]
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
 
 
-def test_dashboard_serves_the_study(swept):
+def test_dashboard_opens_on_the_sweeps_own_study_page(swept, tmp_path):
     cwd, _, _ = swept
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    server = subprocess.Popen([SWEEPLAB, "dashboard", "sweep=digits_cnn", "--port", str(port)], cwd=cwd, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "dashboard.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([SWEEPLAB, "dashboard", "sweep=digits_cnn", "--port", str(port)], cwd=cwd, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline, studies = time.monotonic() + 60, None
-        while time.monotonic() < deadline and studies is None:
-            try:
-                studies = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5).read())
-            except OSError:
-                time.sleep(0.5)
-        assert studies and [s["study_name"] for s in studies["study_summaries"]] == ["digits_cnn"]
+        lines = wait_for_line(log, "Ctrl-C stops it")
+        assert lines[0] == "starting optuna-dashboard for study digits_cnn..."
+        page = re.search(r"(http://127\.0\.0\.1:\d+/dashboard/studies/(\d+))", lines[-1])
+        assert page, lines
+        studies = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5).read())
+        (study,) = studies["study_summaries"]
+        assert (study["study_name"], str(study["study_id"])) == ("digits_cnn", page[2])
+        assert urllib.request.urlopen(page[1], timeout=5).status == 200
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server, signal.SIGTERM)

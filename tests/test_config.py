@@ -1,5 +1,7 @@
 """Composing the config tree: presets, stable sweep keys, overrides, and bad input."""
 
+from pathlib import Path
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -83,3 +85,45 @@ def test_a_trial_config_is_a_full_compose_with_every_check():
         with pytest.raises(ConfigError) as fast_error:
             compose_trial(sweep, bad)
         assert str(fast_error.value) == str(full.value)
+
+
+SWEEP_DEFAULTS = OmegaConf.load(Path(__file__).parents[1] / "conf" / "sweep_defaults.yaml").sweep
+OVERRIDES = {"metric": "val/loss", "direction": "minimize", "objective": "last", "n_trials": "3", "workers": "2",
+             "devices_per_trial": "1", "timeout": "60", "storage": "sqlite:///study.db", "study_name": "other",
+             "max_consecutive_failures": "2", "resume": "force", "warm_start": "earlier", "register_as": "mine"}
+
+
+@pytest.fixture
+def params_only(tmp_path):
+    """--config-dir with sweeps/mine.yaml: a sweep file that names nothing but its params."""
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "mine.yaml").write_text(
+        "# @package _global_\nsweep:\n  params:\n    optimizer.lr: tag(log, interval(1e-4, 1e-2))\n")
+    return [str(tmp_path)]
+
+
+def test_every_documented_sweep_key_has_a_default_and_an_override(params_only):
+    from sweeplab.config import compose_with_choices
+    from sweeplab.sweep.settings import read_settings
+
+    assert set(OVERRIDES) == set(SWEEP_DEFAULTS)   # every key of conf/sweep_defaults.yaml is tried below
+    cfg, choices = compose_with_choices(["sweep=mine", "experiment=digits_cnn"], params_only)
+    settings = read_settings(cfg, choices)
+    assert (settings.metrics, settings.directions) == (["val/acc"], ["maximize"])   # from monitor.*
+    assert (settings.n_trials, settings.workers, settings.max_consecutive_failures) == (20, 1, 5)
+    assert (choices["sampler"], choices["pruner"]) == ("tpe", "halving")
+    for key, value in OVERRIDES.items():
+        cfg, _ = compose_with_choices(["sweep=mine", f"sweep.{key}={value}"], params_only)
+        assert str(cfg.sweep[key]) == value, key
+    cfg, choices = compose_with_choices(["sweep=mine", "sampler=random", "pruner=median"], params_only)
+    assert read_settings(cfg, choices).pruner_cfg._target_ == "optuna.pruners.MedianPruner"
+    assert cfg.sweep.sampler._target_ == "optuna.samplers.RandomSampler"
+
+
+def test_a_sweep_metric_other_than_the_monitor_needs_a_direction(params_only):
+    from sweeplab.config import compose_with_choices
+    from sweeplab.sweep.settings import read_settings
+
+    cfg, choices = compose_with_choices(["sweep=mine", "sweep.metric=val/loss"], params_only)
+    with pytest.raises(ConfigError, match=r"sweep.direction=None: give maximize or minimize"):
+        read_settings(cfg, choices)

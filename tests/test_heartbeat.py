@@ -61,3 +61,16 @@ def test_a_journal_storage_has_no_heartbeat(tmp_path):
     assert heartbeat.interval is None and heartbeat.trial_id is None
     assert not [t for t in threading.enumerate() if t.name.startswith("heartbeat-")]
     heartbeat.stop()
+
+
+def test_open_storage_hands_optuna_the_stale_trial_callback_by_its_current_name(tmp_path):
+    from sweeplab.sweep.storage import open_storage, parse_storage
+
+    def on_stale(study, trial):
+        pass
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        storage = open_storage(parse_storage(f"sqlite:///{tmp_path / 'optuna.db'}"), on_stale=on_stale)
+    assert storage.get_heartbeat_stale_trial_callback() is on_stale
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]

@@ -167,12 +167,19 @@ def test_workers_alone_create_one_study_and_one_parent(tmp_path, postgres_url, m
     """No driver (a SLURM array, a Kubernetes Job): workers started together make one study and one parent
     run, and the last one out records the summary and closes the parent."""
     storage = new_database(postgres_url, "optuna", password=PASSWORD)
-    args = [*SMOKE, "sweep.n_trials=4", f"sweep.storage={storage}", "sweep.study_name=alone"]
+    args = [*SMOKE, "sweep.n_trials=4", f"sweep.storage={storage}", "sweep.study_name=alone",
+            "sweep.register_as=alone_best"]
     outputs = start_together({f"task-{i}": ["worker", *args] for i in range(3)}, tmp_path, mlflow_server)
     for name, (code, output) in outputs.items():
         assert code == 0, f"{name} exited {code}:\n{output[-3000:]}"
     study, runs = check_one_sweep(storage, "alone", mlflow_server, 4)
     assert sum("summary recorded on parent run" in output for _, output in outputs.values()) >= 1
+    # sweep.register_as: whichever worker finished the study registered the best trial's model, once.
+    client = MlflowClient(mlflow_server)
+    (version,) = client.search_model_versions("name = 'alone_best'")
+    (parent,) = [r for r in runs if r.data.tags.get("sweeplab.role") == "sweep"]
+    assert version.run_id == parent.data.tags["sweeplab.best_run_id"]
+    assert client.get_model_version_by_alias("alone_best", "champion").version == version.version
     assert_no_password(runs, outputs, tmp_path, mlflow_server)
 
 

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweeplab.errors import ConfigError
-from sweeplab.sweep.space import ABSENT, SearchSpace, legacy_params, parse_space
+from sweeplab.config.plugin_sweeper import legacy_params
+from sweeplab.sweep.space import ABSENT, SearchSpace, parse_space
 
 GROUPS = {"optimizer", "model", "data", "trainer", "scheduler"}
 

@@ -262,6 +262,7 @@ def test_nan_trials_fail_alone_and_too_many_failures_stop(tmp_path):
     (["sweep.storage=redis://x"], "sweep.storage"),
     (["sweep.n_trials=0"], "sweep.n_trials"),
     (["sweep.resume=always"], "sweep.resume=always: use auto"),
+    (["data.train_size=???"], "data.train_size: not set (??? in the config); give it on the command line"),
 ])
 def test_bad_sweep_input_exits_2_and_writes_nothing(tmp_path, args, message):
     args = [a.format(port=free_port()) for a in args]
@@ -272,3 +273,35 @@ def test_bad_sweep_input_exits_2_and_writes_nothing(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("sweeplab: error:") and message in lines[0], done.stderr
     assert not (tmp_path / "mlruns").exists()
 
+
+
+MINIMAL_SWEEP = """\
+# @package _global_
+defaults:
+  - override /experiment: digits_cnn
+sweep:
+  metric: val/acc
+  direction: maximize
+  n_trials: 2
+  workers: 1
+  params:
+    optimizer.lr: tag(log, interval(1e-4, 1e-2))
+"""
+
+
+def test_a_minimal_sweep_file_gets_every_default_and_takes_sweep_storage(tmp_path):
+    # A file of one's own naming five keys: the rest (max_consecutive_failures, storage, sampler, pruner, ...)
+    # come from conf/sweep_defaults.yaml, and sweep.storage=URL overrides a key the file never names.
+    (tmp_path / "conf" / "sweeps").mkdir(parents=True)
+    (tmp_path / "conf" / "sweeps" / "mine.yaml").write_text(MINIMAL_SWEEP)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    done = run_cli("sweep", "--config-dir", "conf", "sweep=mine", "trainer=smoke", f"sweep.storage={storage}",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = study_of(tmp_path, storage, name="mine")
+    assert len(study.trials) == 2 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    assert not (tmp_path / "mlruns" / "optuna.journal").exists()
+    _, (parent,), children = mlflow_runs(tmp_path, "sweep-mine")
+    assert len(children) == 2
+    assert parent.data.params["sweep.sampler"] == "optuna.samplers.TPESampler"
+    assert parent.data.params["sweep.pruner"] == "optuna.pruners.SuccessiveHalvingPruner"

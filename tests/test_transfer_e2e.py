@@ -322,3 +322,15 @@ def test_fashion_mnist_keeps_the_classes_asked_for_renumbered(fashion_available)
     assert torch.bincount(test).tolist() == [1000] * 5   # the test file's sandals..ankle boots, as 0..4
     with pytest.raises(ValueError, match="data.num_classes=10: data.classes keeps 2 classes"):
         FashionMNISTDataModule(str(FASHION_DIR), classes=[5, 6], num_classes=10)
+
+
+def test_unfreeze_at_epoch_past_the_last_epoch_is_refused():
+    from sweeplab.config import compose_config
+    from sweeplab.errors import ConfigError
+    from sweeplab.transfer.settings import read
+
+    base = ["experiment=digits_cnn", "trainer.max_epochs=3", "finetune.freeze=[net.0.*]"]
+    assert read(compose_config([*base, "finetune.unfreeze_at_epoch=2"])).unfreeze_at_epoch == 2   # the last epoch
+    with pytest.raises(ConfigError, match=r"finetune.unfreeze_at_epoch=3: training ends after trainer.max_epochs=3 "
+                                          r"epochs \(0 to 2\), so nothing would be unfrozen"):
+        read(compose_config([*base, "finetune.unfreeze_at_epoch=3"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 USAGE_EXAMPLES = """\
 examples:
@@ -84,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not hasattr(args, "overrides"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = [*getattr(args, "overrides", []), *extra]
+    from sweeplab.errors import ConfigError
+
     try:
         return COMMANDS[args.command](args)
+    except ConfigError as e:   # bad input, found before any work starts: one line, exit 2
+        print(f"sweeplab: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sweeplab: interrupted", file=sys.stderr)
         return 130
@@ -101,22 +107,17 @@ def _masked_traceback(kind, error, trace) -> None:
 
 def _train(args) -> int:
     from sweeplab.config import compose_config, to_yaml
-    from sweeplab.errors import ConfigError
     from sweeplab.secrets import hide_passwords
 
-    try:
-        cfg = compose_config(args.overrides, args.config_dir)
-        if args.print_config:
-            print(hide_passwords(to_yaml(cfg)), end="")
-            from sweeplab.extras import describe_optimizer_groups
-            print(f"# {describe_optimizer_groups(cfg.model)}")   # a YAML comment: the output stays YAML
-            return 0
-        from sweeplab.experiment import run_experiment
-        from sweeplab.explain.run_end import explain_at_end
-        result = run_experiment(cfg, overrides=args.overrides, at_end=explain_at_end)
-    except ConfigError as e:
-        print(f"sweeplab: error: {e}", file=sys.stderr)
-        return 2
+    cfg = compose_config(args.overrides, args.config_dir)
+    if args.print_config:
+        print(hide_passwords(to_yaml(cfg)), end="")
+        from sweeplab.extras import describe_optimizer_groups
+        print(f"# {describe_optimizer_groups(cfg.model)}")   # a YAML comment: the output stays YAML
+        return 0
+    from sweeplab.experiment import run_experiment
+    from sweeplab.explain.run_end import explain_at_end
+    result = run_experiment(cfg, overrides=args.overrides, at_end=explain_at_end)
     from sweeplab.tracking import links, store
 
     uri = store.tracking_uri(cfg.tracking.uri)
@@ -153,34 +154,22 @@ def _lr_range(cfg, history: list[float]) -> str:
 
 
 def _sweep(args) -> int:
-    from sweeplab.errors import ConfigError
-
     if args.print_config:
         return _train(args)
     _stop_on_sigterm()
-    try:
-        from sweeplab.sweep.driver import run_sweep
-        return run_sweep(args.overrides, args.config_dir)
-    except ConfigError as e:
-        print(f"sweeplab: error: {e}", file=sys.stderr)
-        return 2
+    from sweeplab.sweep.driver import run_sweep
+    return run_sweep(args.overrides, args.config_dir)
 
 
 def _worker(args) -> int:
-    from sweeplab.errors import ConfigError
-
     if args.print_config:
         return _train(args)
     _stop_on_sigterm()
-    try:
-        # The driver's checks: bad input exits 2 before the study or any run is created.
-        from sweeplab.sweep.driver import prepare
-        settings, uri = prepare(args.overrides, args.config_dir)
-        from sweeplab.sweep.worker.loop import work
-        return work(settings, args.overrides, args.config_dir, uri)
-    except ConfigError as e:
-        print(f"sweeplab: error: {e}", file=sys.stderr)
-        return 2
+    # The driver's checks: bad input exits 2 before the study or any run is created.
+    from sweeplab.sweep.driver import prepare
+    settings, uri = prepare(args.overrides, args.config_dir)
+    from sweeplab.sweep.worker.loop import work
+    return work(settings, args.overrides, args.config_dir, uri)
 
 
 def _reporting(command):
@@ -189,16 +178,11 @@ def _reporting(command):
         from sweeplab.errors import ConfigError
         from sweeplab.tracking import store
 
-        try:
-            uri = store.tracking_uri(args.tracking_uri)
-            store.check_reachable(uri)
-            if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
-                raise ConfigError(f"no MLflow store at {uri}; run from the folder holding mlruns/ "
-                                  "or pass --tracking-uri")
-            return command(args, uri)
-        except ConfigError as e:
-            print(f"sweeplab: error: {e}", file=sys.stderr)
-            return 2
+        uri = store.tracking_uri(args.tracking_uri)
+        store.check_reachable(uri)
+        if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
+            raise ConfigError(f"no MLflow store at {uri}; run from the folder holding mlruns/ or pass --tracking-uri")
+        return command(args, uri)
     return run
 
 
@@ -279,22 +263,39 @@ def _ui(args, uri: str) -> int:
         if args.open:
             webbrowser.open(url)
         return 0
-    print(f"MLflow UI for {uri}: {url} (Ctrl-C stops it)", flush=True)
+    print(f"starting the MLflow UI for {uri}...", flush=True)
     # MLflow's server imports a Starlette module that Starlette has deprecated: a warning per worker
     # process about nothing the user did.
     quiet = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:starlette.middleware.wsgi is deprecated"]))
-    # In a process group of its own, so that all of it stops with this command: MLflow's job runner
-    # may still be starting its consumers when Ctrl-C comes, and those would outlive the server.
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-                               "--host", args.host, "--port", str(args.port)],
-                              env={**os.environ, "PYTHONWARNINGS": quiet}, start_new_session=True)
+    # One local user needs one server process: `mlflow ui` starts 4 uvicorn workers, its job runner and its
+    # huey consumers (15 processes, 28-30 s until /health answers on 2 cores); this starts 2, in 8-10 s.
+    env = {**os.environ, "PYTHONWARNINGS": quiet, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return _serve([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+                   "--port", str(args.port), "--workers", "1", "--uvicorn-opts", "--no-access-log --log-level warning"], env, f"{base}/health",
+                  f"MLflow UI for {uri}: {url} (Ctrl-C stops it)", url if args.open else None)
+
+
+def _serve(command: list[str], env: dict, health: str, ready: str, open_url: str | None,
+           address: Callable[[], str] | None = None) -> int:
+    """Run a local server until Ctrl-C: print `ready` (and open `open_url`) once `health` answers. The server
+    has a process group of its own, stopped whole with this command, whatever of it is still starting."""
+    import signal
+    import subprocess
+    import webbrowser
+
+    server = subprocess.Popen(command, env=env, start_new_session=True)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if args.open and _answers(base, server):
-            webbrowser.open(url)
+        if not _answers(health, server):
+            print(f"sweeplab: error: the server did not answer at {health} (exit {server.poll()})",
+                  file=sys.stderr, flush=True)
+            return 1
+        print(address() if address else ready, flush=True)
+        if open_url:
+            webbrowser.open(open_url)
         return server.wait()
     except KeyboardInterrupt:
-        os.killpg(server.pid, signal.SIGINT)
+        os.killpg(server.pid, signal.SIGTERM)   # a server's own way to stop (SIGINT makes uvicorn print a traceback)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -320,15 +321,15 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _answers(base: str, server, timeout: float = 120) -> bool:
-    """Wait until the server at `base` answers (True), or it exited or took too long (False)."""
+def _answers(health: str, server, timeout: float = 180) -> bool:
+    """Wait until `health` answers (True), or the server exited or took too long (False)."""
     import time
     import urllib.request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and server.poll() is None:
         try:
-            urllib.request.urlopen(f"{base}/health", timeout=2).close()
+            urllib.request.urlopen(health, timeout=2).close()
             return True
         except OSError:
             time.sleep(0.5)
@@ -341,17 +342,28 @@ def _dashboard(args) -> int:
     from sweeplab.config import compose_with_choices
     from sweeplab.errors import ConfigError
 
-    try:
-        from sweeplab.sweep.settings import read_settings
-        settings = read_settings(*compose_with_choices(args.overrides, args.config_dir))
-        program = shutil.which("optuna-dashboard", path=os.path.dirname(sys.executable)) or shutil.which("optuna-dashboard")
-        if program is None:
-            raise ConfigError("optuna-dashboard is not installed: pip install 'sweeplab[dashboard]'")
-    except ConfigError as e:
-        print(f"sweeplab: error: {e}", file=sys.stderr)
-        return 2
-    print(f"optuna-dashboard for study {settings.study_name} at http://{args.host}:{args.port}", flush=True)
-    os.execv(program, [program, settings.storage.url, "--host", args.host, "--port", str(args.port)])
+    from sweeplab.sweep.settings import read_settings
+    settings = read_settings(*compose_with_choices(args.overrides, args.config_dir))
+    program = shutil.which("optuna-dashboard", path=os.path.dirname(sys.executable)) or shutil.which("optuna-dashboard")
+    if program is None:
+        raise ConfigError("optuna-dashboard is not installed: pip install 'sweeplab[dashboard]'")
+    base = f"http://{args.host}:{args.port}"
+    print(f"starting optuna-dashboard for study {settings.study_name}...", flush=True)
+
+    def study_page() -> str:
+        """The study's own page (optuna-dashboard numbers studies by their storage id), or the list of studies."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=10) as answer:
+            found = [s["study_id"] for s in json.load(answer)["study_summaries"]
+                     if s["study_name"] == settings.study_name]
+        if not found:
+            return f"optuna-dashboard: {base}/dashboard (no study {settings.study_name} yet; Ctrl-C stops it)"
+        return f"optuna-dashboard for study {settings.study_name}: {base}/dashboard/studies/{found[0]} (Ctrl-C stops it)"
+
+    return _serve([program, settings.storage.url, "--host", args.host, "--port", str(args.port), "--quiet"], dict(os.environ),
+                  f"{base}/api/meta", "", None, address=study_page)
 
 
 COMMANDS = {"train": _train, "sweep": _sweep, "worker": _worker, "reproduce": _reproduce,

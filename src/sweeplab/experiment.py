@@ -30,6 +30,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from sweeplab import __version__, cross_validation, extras
+from sweeplab.config import check_set
 from sweeplab.config.callbacks import from_config
 from sweeplab.config.monitor_check import MonitorCheck
 from sweeplab.errors import ConfigError, explain_instantiation
@@ -91,10 +92,7 @@ def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks:
     each run's model is logged (`train` and `reproduce` pass explain's explain_at_end). Raises ConfigError,
     with no run created, when the input is bad.
     """
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"{', '.join(missing)}: not set (??? in the config); give "
-                          f"{'it' if len(missing) == 1 else 'them'} on the command line, e.g. {missing[0]}=VALUE")
+    check_set(cfg)
     uri = None
     if not ranks.is_follower():
         uri = store.tracking_uri(cfg.tracking.uri)

@@ -7,6 +7,7 @@ import difflib
 import functools
 import re
 from importlib import resources
+from collections.abc import Iterable
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -19,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sweeplab.config.overrides import quote_override
 from sweeplab.config.plugin_sweeper import to_sweep_node, uses_plugin
+from sweeplab.config.sweep_defaults import with_sweep_defaults
 from sweeplab.errors import ConfigError
 
 
@@ -38,13 +40,14 @@ def _register_sweeps(config_dirs: tuple[str, ...]) -> None:
     # The folder is named sweeps/ (where users look for it) while the Hydra group is `sweep`
     # (sweep=NAME), so its files are stored under that group by hand. Later dirs win.
     store = ConfigStore.instance()
+    base = OmegaConf.load(package_config_dir() / "sweep_defaults.yaml")
     for folder in sweep_dirs(config_dirs):
         for path in sorted(folder.glob("*.yaml")):
             try:
                 node = OmegaConf.load(path)
             except Exception as e:
                 raise ConfigError(f"{path}: not valid YAML ({_one_line(str(e))})") from None
-            store.store(group="sweep", name=path.stem, node=node, package="_global_")
+            store.store(group="sweep", name=path.stem, node=with_sweep_defaults(node, base), package="_global_")
 
 
 def compose_config(overrides: list[str], config_dirs: list[str] = ()) -> DictConfig:
@@ -274,6 +277,15 @@ def _check_resolvable(cfg: DictConfig) -> None:
             raise ConfigError(f"{missing[1]}: not set (??? in the config), and {e.full_key} needs it; give it "
                               f"on the command line, e.g. {missing[1]}=VALUE") from None
         raise ConfigError(f"config cannot be resolved: {_one_line(str(e))}") from None
+
+
+def check_set(cfg: DictConfig, filled_later: Iterable[str] = ()) -> None:
+    """Raise ConfigError naming every key still ??? (mandatory, not set), except those `filled_later`
+    (a sweep's params, which each trial sets)."""
+    missing = sorted(set(OmegaConf.missing_keys(cfg)) - set(filled_later))
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: not set (??? in the config); give "
+                          f"{'it' if len(missing) == 1 else 'them'} on the command line, e.g. {missing[0]}=VALUE")
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -11,15 +11,16 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sweeplab.config import compose_config, compose_with_choices
+from sweeplab.config import check_set, compose_config, compose_with_choices
 from sweeplab.errors import ConfigError
-from sweeplab.explain.after_sweep import explain_best_trial
 from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import placement, study as studies, warm_start
+from sweeplab.sweep.finish import finish_sweep
 from sweeplab.sweep.join import join, tidy as _tidy
 from sweeplab.sweep.progress import Progress
 from sweeplab.sweep.report import summary as report
@@ -33,6 +34,7 @@ def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings
     """Everything that can be wrong with the input, found before anything is written."""
     cfg, choices = compose_with_choices(overrides, config_dirs)
     settings = read_settings(cfg, choices)
+    check_set(cfg, filled_later=settings.space.distributions)   # else every trial fails on it
     for key, dist in settings.space.distributions.items():
         if key in choices:  # a group choice: every option must exist
             for option in dist.choices:
@@ -80,16 +82,8 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
             code = 1
         status = {0: "FINISHED", 130: "KILLED"}.get(code, "FAILED")
     _tidy(client, study, parent_run_id)
-    report.record_on_parent(client, parent_run_id, study, settings)
-    client.set_terminated(parent_run_id, status)
-    print(report.summary(study, settings))
-    if settings.register_as and studies.best_trials(study):
-        from sweeplab.tracking.registry import ALIAS, register
-
-        link = register(client, parent_run_id, settings.register_as)
-        print(f"registered the best trial's model as {link} ({settings.register_as}@{ALIAS})")
-    if code == 0:   # tracking.log_explanations: the best trial's, once (not after Ctrl-C or failures)
-        explain_best_trial(client, parent_run_id)
+    print(report.summary(study, settings), flush=True)
+    finish_sweep(replace(joined, study=study), settings, status)
     print(f"parent run {parent_run_id}, the trials nested under it")
     print(links.run_hint(uri, client.get_run(parent_run_id).info.experiment_id, parent_run_id))
     return code
@@ -111,8 +105,7 @@ def _run_workers(study, settings: SweepSettings, overrides, config_dirs, plan: p
             env[DEADLINE_ENV] = str(deadline)
         command = [sys.executable, "-m", "sweeplab.cli", "worker",
                    *[a for d in config_dirs for a in ("--config-dir", d)], *overrides]
-        log = open(logs / f"worker-{index}.log", "a")
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return start_logged(command, env, logs / f"worker-{index}.log")
 
     workers = {i: start(i) for i in range(count)}
     restarts, code = 0, 0
@@ -160,6 +153,12 @@ def _run_workers(study, settings: SweepSettings, overrides, config_dirs, plan: p
               "with the same params)", file=sys.stderr)
         return 130
     return code
+
+
+def start_logged(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """Start `command` with its output appended to `log`; the child holds the file, this process lets go of it."""
+    with open(log, "a") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def _stop(processes) -> None:

@@ -6,7 +6,7 @@ across "open the study -> look up the parent run -> create it -> store its id on
 that happens exactly once even when a SLURM array or a Kubernetes Job starts every task at once.
 Under the same lock the study's definition is recorded by its maker and checked by everyone else, so
 that no process runs a trial of a sweep other than the one that made the study.
-The last process to see the study complete records the summary on the parent run and closes it.
+Whoever finishes the study closes the parent run: finish.py.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from dataclasses import dataclass
 
 import optuna
 
-from sweeplab.explain.after_sweep import explain_best_trial
 from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import definition, study as studies, warm_start
-from sweeplab.sweep.report import summary as report
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.storage import open_storage, study_lock
 from sweeplab.tracking import store
@@ -102,26 +100,6 @@ def _definition_tags(settings: SweepSettings, overrides: list[str], wanted: dict
             "sweeplab.space": json.dumps(settings.space.describe()),
             "sweeplab.overrides": hide_passwords(json.dumps(overrides)),
             definition.ATTR: definition.to_json(wanted)[:8000]}
-
-
-def finish_if_complete(joined: Joined, settings: SweepSettings) -> bool:
-    """When n_trials are finished and none is running: the summary on the parent run, which is closed
-    FINISHED. Returns False (and writes nothing) when the study is not complete, or when another
-    process already recorded these very counts."""
-    client, study, parent_run_id = joined.client, joined.study, joined.parent_run_id
-    with study_lock(settings.storage, settings.study_name):
-        tidy(client, study, parent_run_id)
-        found = studies.counts(study)
-        if found["finished"] < settings.n_trials or found["RUNNING"]:
-            return False
-        parent = client.get_run(parent_run_id)
-        recorded = parent.data.tags.get("sweeplab.trials")
-        if parent.info.status == "FINISHED" and recorded and json.loads(recorded) == dict(found):
-            return False
-        report.record_on_parent(client, parent_run_id, study, settings)
-        client.set_terminated(parent_run_id, "FINISHED")
-        explain_best_trial(client, parent_run_id)   # tracking.log_explanations: once, under the lock
-        return True
 
 
 def tidy(client, study: optuna.Study, parent_run_id: str) -> None:

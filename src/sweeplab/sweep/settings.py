@@ -71,9 +71,12 @@ def read_settings(cfg: DictConfig, choices: dict) -> SweepSettings:
     if not node:
         raise ConfigError("no sweep selected; pass sweep=NAME (a file of sweeps/, e.g. sweep=fashion_cnn)")
     metrics = list(node.metric) if OmegaConf.is_list(node.metric) else [node.metric]
-    directions = list(node.direction) if OmegaConf.is_list(node.direction) else [node.direction] * len(metrics)
+    direction = node.direction
+    if direction is None and metrics == [cfg.monitor.metric]:   # conf/sweep_defaults.yaml: null = monitor.mode's
+        direction = {"max": "maximize", "min": "minimize"}.get(cfg.monitor.mode)
+    directions = list(direction) if OmegaConf.is_list(direction) else [direction] * len(metrics)
     if len(directions) != len(metrics) or any(d not in DIRECTIONS for d in directions):
-        raise ConfigError(f"sweep.direction={node.direction}: give maximize or minimize for each of "
+        raise ConfigError(f"sweep.direction={direction}: give maximize or minimize for each of "
                           f"sweep.metric={metrics}")
     for key, low in (("n_trials", 1), ("workers", 1), ("max_consecutive_failures", 1), ("devices_per_trial", 1)):
         value = node.get(key, 1 if key == "devices_per_trial" else None)

@@ -19,11 +19,10 @@ HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 40
 ALLOWED = "a path ending in .journal, sqlite:///PATH or postgresql+psycopg2://USER@HOST/DB"
 
-# What Optuna warns about sweeplab's own use of heartbeats (an experimental argument, a callback it has
-# deprecated, heartbeats outside Study.optimize, which ask/tell workers must do): nothing the user did,
-# so not shown on their terminal or in worker logs.
+# What Optuna warns about sweeplab's own use of heartbeats (an experimental argument, heartbeats outside
+# Study.optimize, which ask/tell workers must do): nothing the user did, so not shown on their terminal
+# or in worker logs.
 for _message in (r"Argument ``heartbeat_interval`` is an experimental feature",
-                 r"`failed_trial_callback` has been deprecated",
                  r"Heartbeat of storage is supposed to be used with Study.optimize"):
     warnings.filterwarnings("ignore", message=_message)
 
@@ -88,7 +87,7 @@ def open_storage(spec: StorageSpec, on_stale=None):
     if spec.local_file is not None:
         spec.local_file.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.RDBStorage(spec.url, heartbeat_interval=HEARTBEAT_SECONDS,
-                                      grace_period=GRACE_SECONDS, failed_trial_callback=on_stale)
+                                      grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=on_stale)
 
 
 @contextmanager

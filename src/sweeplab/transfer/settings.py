@@ -40,6 +40,11 @@ def read(cfg) -> Finetune:
         backbone_lr_scale=raw.get("backbone_lr_scale"),
     )
     _check(settings)
+    epochs = OmegaConf.select(cfg, "trainer.max_epochs")
+    if settings.unfreeze_at_epoch is not None and isinstance(epochs, int) and 0 < epochs <= settings.unfreeze_at_epoch:
+        raise ConfigError(f"finetune.unfreeze_at_epoch={settings.unfreeze_at_epoch}: training ends after "
+                          f"trainer.max_epochs={epochs} epochs (0 to {epochs - 1}), so nothing would be unfrozen; "
+                          f"give an epoch below {epochs}, or null to keep finetune.freeze for good")
     return settings
 
 

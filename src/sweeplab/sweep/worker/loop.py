@@ -24,7 +24,8 @@ from sweeplab.experiment import run_experiment
 from sweeplab.explain.run_end import explain_at_end
 from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import study as studies
-from sweeplab.sweep.join import finish_if_complete, join
+from sweeplab.sweep.finish import finish_sweep
+from sweeplab.sweep.join import join
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.storage import slot_lock, study_lock
 from sweeplab.sweep.worker.heartbeat import start_heartbeat  # ask/tell mode must record heartbeats itself
@@ -55,7 +56,7 @@ def work(settings: SweepSettings, overrides: list[str], config_dirs: list[str], 
     # A worker started by hand (another machine) has no index: its process id keeps it apart.
     study = studies.load(settings, joined.storage, int(index or os.getpid()))
     code = _pull_trials(study, settings, overrides, config_dirs, joined.parent_run_id, joined.storage)
-    if index is None and code == 0 and finish_if_complete(joined, settings):
+    if index is None and code == 0 and finish_sweep(joined, settings, only_if_complete=True):
         print(f"study {settings.study_name} complete: summary recorded on parent run "
               f"{joined.parent_run_id} (FINISHED)", flush=True)
     if index is None and code == 0 and not any(studies.counts(study)[s] for s in ("finished", "RUNNING")):
@@ -90,13 +91,13 @@ def _pull_trials(study: optuna.Study, settings: SweepSettings, overrides: list[s
 
 def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings, overrides: list[str],
               config_dirs: list[str], parent_run_id: str | None, storage) -> TrialOutcome:
-    trial_overrides = settings.space.suggest(trial)
     tags = {"sweeplab.role": "trial", "optuna.study_name": settings.study_name,
             "optuna.trial_number": str(trial.number), "optuna.state": "RUNNING"}
     reporter = TrialReporter(trial, settings.metrics[0], prune=not settings.multi_objective)
     epochs = EpochValues(settings.metrics, settings.directions)
     heartbeat = start_heartbeat(storage, study.study_name, trial.number)
     try:
+        trial_overrides = settings.space.suggest(trial)   # a sampler's error fails this trial, not the worker
         cfg = trial_config(overrides, config_dirs, settings, trial_overrides)
         result = run_experiment(cfg, overrides=overrides + trial_overrides, callbacks=[reporter, epochs],
                                 parent_run_id=parent_run_id, tags=tags, run_name=_run_name(trial),
