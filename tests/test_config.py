@@ -120,6 +120,19 @@ def test_every_documented_sweep_key_has_a_default_and_an_override(params_only):
     assert cfg.sweep.sampler._target_ == "optuna.samplers.RandomSampler"
 
 
+def test_a_sweep_built_on_another_keeps_that_files_pruner_and_keys(params_only):
+    from sweeplab.config import compose_with_choices
+
+    (Path(params_only[0]) / "sweeps" / "mine_more.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - mine\n  - _self_\nsweep:\n  n_trials: 7\n")
+    (Path(params_only[0]) / "sweeps" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /pruner: median\nsweep:\n  objective: last\n"
+        "  params:\n    optimizer.lr: tag(log, interval(1e-4, 1e-2))\n")
+    cfg, choices = compose_with_choices(["sweep=mine_more", "experiment=digits_cnn"], params_only)
+    assert choices["pruner"] == "median" and cfg.sweep.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert (cfg.sweep.objective, cfg.sweep.n_trials, cfg.sweep.workers) == ("last", 7, 1)
+
+
 def test_a_sweep_metric_other_than_the_monitor_needs_a_direction(params_only):
     from sweeplab.config import compose_with_choices
     from sweeplab.sweep.settings import read_settings

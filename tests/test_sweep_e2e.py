@@ -237,9 +237,10 @@ def test_nan_trials_fail_alone_and_too_many_failures_stop(tmp_path):
     assert failed and all(t.params["optimizer.lr"] == 1e30 for t in failed)
     assert all(t.params["optimizer.lr"] == 0.01 for t in study.trials if t.state.name == "COMPLETE")
     _, _, children = mlflow_runs(tmp_path)
-    for run in children:
-        if run.data.tags["optuna.state"] == "FAIL":
-            assert run.info.status == "FAILED" and "non-finite" in run.data.tags["sweeplab.error"]
+    failed_runs = [run for run in children if run.data.tags["optuna.state"] == "FAIL"]
+    assert len(failed_runs) == len(failed)   # each failed trial's run is found and marked
+    for run in failed_runs:
+        assert run.info.status == "FAILED" and "non-finite" in run.data.tags["sweeplab.error"]
     stopped = run_cli("sweep", *SMOKE, "optimizer=sgd", "sweep.params.optimizer.lr=choice(1e30)",
                       "sweep.study_name=all_nan", "sweep.max_consecutive_failures=2", cwd=tmp_path)
     assert stopped.returncode == 1

@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 
+import mlflow
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -26,7 +27,9 @@ class SamplerThatFails(optuna.samplers.RandomSampler):
         raise RuntimeError("the sampler broke")
 
 
-def test_an_error_while_sampling_fails_the_trial_not_the_worker(tmp_path):
+def test_an_error_while_sampling_fails_the_trial_not_the_worker(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")   # a store of its own, whatever ran before
     settings = read_settings(*compose_with_choices(OVERRIDES))
     storage = JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
     study = optuna.create_study(study_name="s", storage=storage, sampler=SamplerThatFails(),

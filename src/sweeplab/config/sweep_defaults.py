@@ -9,9 +9,13 @@ from omegaconf import DictConfig, OmegaConf
 
 def with_sweep_defaults(node: DictConfig, base: DictConfig) -> DictConfig:
     """The sweep file's node with `base.sweep` (conf/sweep_defaults.yaml) under its own keys, and
-    `override /GROUP: OPTION` added to its defaults list for each group of `base.groups` it does not choose."""
+    `override /GROUP: OPTION` added to its defaults list for each group of `base.groups` it does not choose.
+    A file that builds on another sweep file (`- digits_cnn` in its defaults list) gets them from that file:
+    merged again here they would undo what that file sets."""
+    entries = list(node.get("defaults") or [])
+    if any(_builds_on_a_sweep(entry) for entry in entries):
+        return node
     merged = OmegaConf.merge({"sweep": base.sweep}, node)
-    entries = list(merged.get("defaults") or [])
     chosen = {_group(entry) for entry in entries}
     for group, option in base.groups.items():
         if group not in chosen:
@@ -19,6 +23,13 @@ def with_sweep_defaults(node: DictConfig, base: DictConfig) -> DictConfig:
     if entries:
         merged.defaults = entries
     return merged
+
+
+def _builds_on_a_sweep(entry) -> bool:
+    """`- digits_cnn` or `- /sweep/digits_cnn`: another file of the sweep group, not `_self_` or a group choice."""
+    if not isinstance(entry, str) or entry == "_self_":
+        return False
+    return "/" not in entry or entry.startswith("/sweep/")
 
 
 def _group(entry) -> str | None:

@@ -106,14 +106,16 @@ def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings,
         # Ctrl-C again (or the driver passing it on) must not cut this short: the trial turns FAIL and is
         # queued again with the same params, exactly once (a process joining later checks it was).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=studies.INTERRUPTED))
+        _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=studies.INTERRUPTED),
+             _run_of(settings, trial.number))
         with study_lock(settings.storage, settings.study_name):
             studies.retry_interrupted(study)
         raise
     except Exception as e:  # any failure of one trial fails that trial only
         # A driver's error text can carry a URL with its password (SQLAlchemy, psycopg2).
         error = hide_passwords(f"{type(e).__name__}: {e}")
-        return _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=error))
+        return _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=error),
+                    _run_of(settings, trial.number))
     finally:
         heartbeat.stop()
     if result.state == "PRUNED":
@@ -149,7 +151,6 @@ def _end(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome, run_id
     if outcome.error:
         trial.set_user_attr("sweeplab.error", outcome.error[:2000])
     study.tell(trial, outcome.values, state=outcome.state)
-    run_id = run_id or _run_of(trial.number)
     if run_id:
         client = mlflow.MlflowClient()
         client.set_tag(run_id, "optuna.state", outcome.state.name)
@@ -158,12 +159,17 @@ def _end(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome, run_id
     return outcome
 
 
-def _run_of(number: int) -> str | None:
-    """The MLflow run this process opened for trial `number`, if it got that far."""
-    run = mlflow.last_active_run()
-    if run and run.data.tags.get("optuna.trial_number") == str(number):
-        return run.info.run_id
-    return None
+def _run_of(settings: SweepSettings, number: int) -> str | None:
+    """The MLflow run opened for trial `number` of the study, if the trial got that far. Looked up by its
+    tags: `mlflow.last_active_run()` is process-wide and may name a run of another store."""
+    experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+    if experiment is None:
+        return None
+    runs = mlflow.MlflowClient().search_runs(
+        [experiment.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
+        filter_string=f"tags.`optuna.study_name` = '{settings.study_name}' "
+                      f"and tags.`optuna.trial_number` = '{number}'")
+    return runs[0].info.run_id if runs else None
 
 
 def _status(client, run_id: str) -> str:
