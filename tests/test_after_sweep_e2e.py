@@ -69,7 +69,9 @@ def test_compare_puts_the_best_trial_first(swept, fmt, tmp_path):
         elif fmt == "csv":
             first = done.stdout.splitlines()[1].split(",")[0]
         else:
-            first = done.stdout.splitlines()[2].split()[1]   # after the rank
+            first = done.stdout.splitlines()[3].split()[1]   # after the rank
+            assert "top 2 runs of" in done.stdout.splitlines()[0]
+            assert done.stdout.splitlines()[1].startswith("(complete runs first, best first; then pruned ones")
         assert first == best
         assert (tmp_path / "p.png").stat().st_size > 1000
 
@@ -107,7 +109,7 @@ def test_compare_fits_100_columns_and_labels_its_plot(swept, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert max(map(len, lines)) <= 100, "\n".join(lines)
-    assert best in lines[2] and "optimizer.lr" in done.stdout   # wrapped, not cut: every column is there
+    assert best in lines[3] and "optimizer.lr" in done.stdout   # wrapped, not cut: every column is there
     # Matplotlib writes each text of an SVG figure as a comment beside its glyphs.
     texts = set(re.findall(r"<!-- (.*?) -->", (tmp_path / "p.svg").read_text()))
     assert {"lowest", "highest", "val/acc", "optimizer.lr"} <= texts

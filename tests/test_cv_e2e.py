@@ -98,6 +98,12 @@ def test_cv_run_has_nested_folds_and_their_mean_and_std(cv_run):
     tests = [r.data.metrics["test/acc"] for r in folds]
     assert cv.data.metrics["cv/test/acc_mean"] == pytest.approx(statistics.fmean(tests))
     assert "mean ± std over 3 folds" in done.stdout and f"MLflow run {cv.info.run_id}" in done.stdout
+    # One line per fold, with its metric (the value its kept checkpoint had) and the time left.
+    lines = [line for line in done.stdout.splitlines() if line.startswith("fold ")]
+    assert [line.split(":")[0] for line in lines] == ["fold 1/3", "fold 2/3", "fold 3/3"], done.stdout
+    assert [float(line.split()[3]) for line in lines] == pytest.approx(best, abs=5e-5)
+    assert "left)" in lines[0] and "left" not in lines[2]
+    assert "Restoring states from the checkpoint path" not in done.stdout + done.stderr
 
 
 def test_compare_shows_cv_runs_not_their_folds(cv_run):

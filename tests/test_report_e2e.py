@@ -113,8 +113,15 @@ def test_every_trial_run_is_listed_with_its_mlflow_link(reported):
              for a in page.elements if a["tag"] == "a" and a["parent"]["tag"] == "code"}
     assert links == {r.info.run_id: f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{r.info.run_id}"
                      "?workflowType=machine_learning" for r in trials}
-    # Best first: the first row is the best trial.
+    # Complete trials first, best first, then the others by number; the note above the table says so.
     assert rows[0]["attrs"]["data-trial"] == page.text("best-trial")
+    states = [r["attrs"]["data-state"] for r in rows]
+    assert states == sorted(states, key=lambda state: state != "COMPLETE")
+    others = [int(r["attrs"]["data-trial"]) for r in rows if r["attrs"]["data-state"] != "COMPLETE"]
+    assert others == sorted(others)
+    (table,) = [e for e in page.elements if e["attrs"].get("id") == "trials"]
+    note = [e for e in page.elements if e["tag"] == "p" and e["parent"] is table["parent"]["parent"]]
+    assert "Complete trials first, best first; then pruned trials" in note[0]["text"]
 
 
 def test_epochs_spent_and_saved_match_the_mlflow_record(reported):

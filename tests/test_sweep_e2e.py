@@ -18,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import SWEEPLAB, free_port, run_cli, store_uri
+from sweeplab.tracking.ui_view import sweep_view_key
 
 SMOKE = ["sweep=digits_cnn", "trainer=smoke"]
 
@@ -61,11 +62,11 @@ def test_every_trial_pruned_gives_exact_counts(tmp_path):
         assert re.fullmatch(r"trial-\d+ \[pruned\] .+", run.info.run_name), run.info.run_name
     assert parents[0].data.metrics["trials/pruned"] == 4
     assert "4 pruned" in done.stdout
-    # The closing hint: `sweeplab ui`, and the parent run's page in the UI's "Model training" view.
+    # The closing hint: `sweeplab ui`, and the sweep's view of its trials in the UI's "Model training" view.
     parent = parents[0]
     assert "sweeplab ui" in done.stdout and "mlflow ui --backend-store-uri" not in done.stdout
-    assert (f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
-            "?workflowType=machine_learning") in done.stdout
+    assert (f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}?viewStateShareKey="
+            f"{sweep_view_key('digits_cnn')}&workflowType=machine_learning") in done.stdout
     logs = [p.read_text() for p in (tmp_path / "mlruns" / "sweep-logs" / "digits_cnn").glob("worker-*.log")]
     assert logs and not any("it/s" in log or "Epoch 0" in log for log in logs)
 
@@ -118,6 +119,20 @@ def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
     assert parent.info.status == "FINISHED" and study.user_attrs["sweeplab.parent_run_id"] == parent.info.run_id
     assert parent.data.tags["sweeplab.best_trial"] == str(study.best_trial.number)
     assert parent.data.metrics["best/val/acc"] == study.best_value
+    # The parent's row in the UI shows the best value under the sweep's metric, logged as trials completed.
+    assert parent.data.metrics["val/acc"] == study.best_value
+    history = sorted(client.get_metric_history(parent.info.run_id, "val/acc"), key=lambda m: m.step)
+    assert len(history) >= found["COMPLETE"] and all(a.value <= b.value for a, b in zip(history, history[1:]))
+    # The printed link's view, stored on the experiment as the MLflow UI's "Share" button stores one:
+    # exactly the trial runs, best first, val/acc a column.
+    experiment = client.get_experiment(parent.info.experiment_id)
+    key = sweep_view_key("digits_cnn")
+    assert f"?viewStateShareKey={key}&" in done.stdout
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
+    shown = client.search_runs([experiment.experiment_id], view["searchFilter"])
+    assert {r.info.run_id for r in shown} == {r.info.run_id for r in children}
+    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`val/acc`", False)
+    assert "metrics.`val/acc`" in view["selectedColumns"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/parallel_coordinate.png",
             "plots/intermediate_values.png"} <= artifacts

@@ -105,6 +105,9 @@ def test_ctrl_c_then_only_the_same_sweep_resumes_and_retries_the_trial(tmp_path)
     output, errors = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
     assert "study digits_cnn: 1 complete, 0 pruned, 1 failed" in output and "no trial completed" not in output
     assert "interrupted; rerun the same command to resume" in errors
+    # sweeplab's lines, not the libraries' (the store and the study were both created by this run)
+    assert "Creating initial MLflow database tables" not in output + errors, errors
+    assert "A new study created" not in output + errors, errors
     study = study_of(tmp_path)
     (stopped,) = [t for t in study.trials if t.state.name == "FAIL"]
     assert stopped.user_attrs["sweeplab.error"] == "interrupted"
@@ -129,6 +132,7 @@ def test_ctrl_c_then_only_the_same_sweep_resumes_and_retries_the_trial(tmp_path)
     done = run_cli("sweep", *args, "sweep.max_consecutive_failures=3", "tracking.log_checkpoint=false",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming study digits_cnn: 1 finished, retrying 1 interrupted" in done.stdout
     study = study_of(tmp_path)
     assert Counter(t.state.name for t in study.trials) == Counter({"COMPLETE": 2, "FAIL": 1})
     retries = [t for t in study.trials if "sweeplab.retry_of" in t.user_attrs]

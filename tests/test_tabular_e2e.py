@@ -199,7 +199,9 @@ def test_bad_target_exits_2_with_one_line_and_no_run(cancer, tmp_path):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"path": "/nonexistent.csv"}, "data.path=/nonexistent.csv: no such file"),
+    ({"path": "/nonexistent.csv"}, "data.path=/nonexistent.csv: no such file; give a CSV file with a header row "
+     "naming data.target=diagnosis, or data.example=diabetes|breast_cancer to have one written there "
+     "(python -m sweeplab.data.tabular_examples DIR writes them all)"),
     ({"num_classes": 3}, "data.num_classes=3: column 'diagnosis' of"),
     ({"numeric": ["mean radius", "acidity"]}, "data.numeric: "),
     ({"numeric": ["size_band"]}, "holds text ('"),

@@ -107,13 +107,19 @@ def test_the_frozen_backbone_stays_fixed_until_unfreeze_at_epoch(from_alias):
     assert not same(part(epoch0, "net.2."), part(start, "net.2."))    # the head trained
     conv = "net.0.layers.0.weight"
     assert not torch.equal(epoch1[conv], epoch0[conv])
+    _, backbone = from_alias.optimizer
+    assert f"froze {len(backbone['params'])} tensors (backbone.*) until epoch 1" in from_alias.stdout
 
 
-def test_backbone_lr_scale_makes_a_backbone_parameter_group(from_alias):
+def test_backbone_lr_scale_makes_a_backbone_parameter_group(source, from_alias):
     head, backbone = from_alias.optimizer
     assert head["lr"] == pytest.approx(1e-3) and backbone["lr"] == pytest.approx(1e-4)
     assert head["params"] == ["net.2.weight", "net.2.bias"]
     assert backbone["params"] and all(name.startswith("net.0.") for name in backbone["params"])
+    # Each group's rate reaches MLflow and the summary: train/lr (the first group), train/lr/backbone.
+    recorded = MlflowClient(store_uri(source.cwd)).get_run(from_alias.run_id).data.metrics
+    assert recorded["train/lr"] == pytest.approx(1e-3) and recorded["train/lr/backbone"] == pytest.approx(1e-4)
+    assert re.search(r"^train/lr/backbone\s+0\.0001$", from_alias.stdout, re.M), from_alias.stdout
 
 
 def test_the_run_records_where_its_weights_came_from(source, from_alias, from_run_id):

@@ -4,6 +4,7 @@ through the installed command with `--config-dir` and `PYTHONPATH`."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -28,11 +29,11 @@ def trained(tmp_path_factory):
     done = run_cli("train", *CONF, "experiment=my_lightning", cwd=cwd, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = runs_in(cwd, "my_lightning")
-    return cwd, run
+    return cwd, run, done
 
 
 def test_the_users_own_metrics_reach_mlflow_per_epoch_and_per_step(trained):
-    cwd, run = trained
+    cwd, run, _ = trained
     assert run.info.status == "FINISHED"
     for key in ("val_loss", "val_acc"):     # self.log_dict in validation_step: per epoch, at step = epoch
         assert [step for step, _ in history(cwd, run.info.run_id, key)] == [0, 1, 2], key
@@ -46,15 +47,39 @@ def test_the_users_own_metrics_reach_mlflow_per_epoch_and_per_step(trained):
     assert run.data.params["model._target_"] == "my_lightning.model.DigitsMLP"
 
 
+def test_the_run_records_the_optimizer_the_module_built_not_sweeplabs(trained):
+    _, run, done = trained
+    params = run.data.params
+    # configure_optimizers: SGD at the module's lr (0.5); sweeplab's unused Adam default is recorded nowhere.
+    assert (params["optimizer._target_"], params["optimizer.lr"], params["optimizer.momentum"]) == \
+        ("torch.optim.SGD", "0.5", "0")
+    assert not [key for key in params if key.startswith("scheduler")]
+    assert re.search(r"^train/lr\s+0\.5$", done.stdout, re.M), done.stdout   # not a range from 0.001
+    assert "0.001" not in done.stdout
+
+
+def test_a_sweep_over_sweeplabs_optimizer_for_a_module_with_its_own_exits_2(tmp_path, monkeypatch, capsys):
+    from sweeplab.cli import main
+
+    monkeypatch.syspath_prepend(str(USER))
+    monkeypatch.chdir(tmp_path)
+    code = main(["sweep", *CONF, "sweep=my_lightning", "sweep.params.optimizer.lr=interval(0.01, 0.1)"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("sweeplab: error: sweep.params.optimizer.lr: my_lightning.model.DigitsMLP builds "
+                               "its own optimizer"), lines[0]
+    assert not (tmp_path / "mlruns").exists()
+
+
 def test_a_module_without_sweeplab_extras_is_tagged_so(trained):
-    _, run = trained
+    _, run, _ = trained
     assert run.data.tags["sweeplab.data_fingerprint"] == "none"
     assert run.data.tags["sweeplab.optimizer_groups"] == "none"
     assert "sweeplab.model" not in run.data.tags    # the model was logged
 
 
 def test_the_lightning_module_itself_is_the_model_and_predicts_on_a_real_batch(trained, monkeypatch):
-    cwd, run = trained
+    cwd, run, _ = trained
     monkeypatch.syspath_prepend(str(USER))
     from my_lightning.data import DigitsData
 
@@ -131,6 +156,8 @@ def test_sweep_prunes_on_the_users_metric_and_reports_each_trials_best_epoch(swe
     values = [v for _, v in history(cwd, children[complete.number].info.run_id, "val_loss")]
     assert len(values) == 3 and min(values) != values[-1]   # its best epoch is not its last
     assert complete.value == min(values)
+    # The trial's run records the optimizer its module built, at the trial's sampled model.lr.
+    assert children[complete.number].data.params["optimizer.lr"] == repr(complete.params["model.lr"])
     assert parent.data.params["sweep.objective"] == "best"
     assert parent.data.metrics["best/val_loss"] == min(values)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -74,8 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Library lines that say what sweeplab says in its own words (or that concern nobody): set before the
+# libraries are imported, which configure only their root loggers ("mlflow", "optuna").
+QUIET_LOGGERS = (
+    "mlflow.store.db.utils",     # "Creating initial MLflow database tables..."; sweeplab names its store
+    "optuna.storages",           # "A new study created in Journal with name: X"; the sweep's line names its study
+    "optuna.study.study",        # "Using an existing study with study_name=..." (two processes creating one)
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.excepthook = _masked_traceback
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Overrides may come after options too (`train --print-config a=1 b=2`).
@@ -115,6 +127,7 @@ def _train(args) -> int:
         from sweeplab.extras import describe_optimizer_groups
         print(f"# {describe_optimizer_groups(cfg.model)}")   # a YAML comment: the output stays YAML
         return 0
+    from sweeplab import extras
     from sweeplab.experiment import run_experiment
     from sweeplab.explain.run_end import explain_at_end
     result = run_experiment(cfg, overrides=args.overrides, at_end=explain_at_end)
@@ -127,7 +140,7 @@ def _train(args) -> int:
         print(f"mean ± std over {cfg.data.folds} folds (each fold: a nested run fold-<k>)")
         shown = {name[3:-5]: f"{value:.6g} ± {result.metrics[name[:-5] + '_std']:.2g}"
                  for name, value in result.metrics.items() if name.startswith("cv/") and name.endswith("_mean")}
-    if "train/lr" in shown:
+    if "train/lr" in shown and "optimizer" not in extras.unused_optimizer_groups(cfg.model):
         shown["train/lr"] = _lr_range(cfg, [m.value for m in client.get_metric_history(result.run_id, "train/lr")])
     width = max(map(len, shown), default=0)
     for name in sorted(shown):
@@ -204,7 +217,8 @@ def _compare(args, uri: str) -> int:
     found = compare.find(open_client(uri), args.target)
     columns, table = compare.rows(found, args.top)
     if args.format == "table":
-        print(f"{found.title}: top {len(table)} of {len(found.runs)} runs by {found.metric}")
+        print(f"{found.title}: {compare.top_phrase(len(table), 'run')} of {len(found.runs)} by {found.metric}")
+        print(f"({compare.ORDER_RULE})")
     print(compare.render(columns, table, args.format))
     if args.plot:
         compare.plot(found, columns, table, args.plot)

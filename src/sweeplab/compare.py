@@ -93,6 +93,14 @@ def _parent_run(client: MlflowClient, target: str) -> Run | None:
     return parents[0] if parents else None
 
 
+ORDER_RULE = "complete runs first, best first; then pruned ones, then failed or running ones"   # < 100 columns
+
+
+def top_phrase(count: int, noun: str) -> str:
+    """`top run`, `top 5 runs`."""
+    return f"top {noun}" if count == 1 else f"top {count} {noun}s"
+
+
 def rows(comparison: Comparison, top: int) -> tuple[list[str], list[dict]]:
     """The top runs (best first) with the params that vary across all of them, state and duration."""
     runs = comparison.runs
@@ -101,7 +109,7 @@ def rows(comparison: Comparison, top: int) -> tuple[list[str], list[dict]]:
     sign = -1 if comparison.maximize else 1
 
     def order(run: Run):
-        # Complete runs first, then pruned ones (stopped early), then failed or running ones.
+        # ORDER_RULE: a pruned run's value is from fewer epochs, so it is not compared with complete ones.
         state = run.data.tags.get("optuna.state", run.info.status)
         rank = 0 if state in ("COMPLETE", "FINISHED") else 1 if state == "PRUNED" else 2
         value = comparison.value(run)
@@ -230,7 +238,7 @@ def plot(comparison: Comparison, columns: list[str], table: list[dict], path: st
     axes.set_ylabel("value on each axis's own scale (its range printed at the ends)")
     colours = plt.cm.ScalarMappable(cmap=colormap, norm=plt.Normalize(min(scores), max(scores)))
     figure.colorbar(colours, ax=axes, label=comparison.metric)
-    axes.set_title(f"{comparison.title}: top {len(scored)} by {comparison.metric}")
+    axes.set_title(f"{comparison.title}: {top_phrase(len(scored), 'run')} by {comparison.metric}")
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
 

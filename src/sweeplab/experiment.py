@@ -10,10 +10,12 @@ Everything that can be wrong with the input is found before the MLflow run is op
 from __future__ import annotations
 
 import abc
+import copy
 import logging
 import math
 import shutil
 import tempfile
+import time
 import traceback
 import warnings
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
@@ -36,6 +38,7 @@ from sweeplab.config.monitor_check import MonitorCheck
 from sweeplab.errors import ConfigError, explain_instantiation
 from sweeplab.ranks import follower, launch as ranks
 from sweeplab.tracking import provenance, store
+from sweeplab.tracking.built_optimizer import LogBuiltOptimizer
 from sweeplab.tracking.epoch_stats import EpochStats
 from sweeplab.tracking.figures import LogFigures
 from sweeplab.tracking.recorder import MAX_TAG_LENGTH, AtEnd, NoRecorder, RunRecorder
@@ -93,6 +96,7 @@ def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks:
     with no run created, when the input is bad.
     """
     check_set(cfg)
+    cfg = _only_groups_it_takes(cfg)
     uri = None
     if not ranks.is_follower():
         uri = store.tracking_uri(cfg.tracking.uri)
@@ -100,6 +104,20 @@ def run_experiment(cfg: DictConfig, *, overrides: Sequence[str] = (), callbacks:
     if cross_validation.wanted(cfg):
         return _cross_validate(cfg, uri, overrides, callbacks, parent_run_id, tags, run_name, at_end)
     return _record(_prepare(cfg, callbacks), uri, overrides, callbacks, parent_run_id, tags, run_name, at_end)
+
+
+def _only_groups_it_takes(cfg: DictConfig) -> DictConfig:
+    """The config without the optimizer and scheduler groups the model does not take: a module that builds
+    its own in configure_optimizers would otherwise have sweeplab's unused defaults recorded as what ran
+    (LogBuiltOptimizer records what it built instead)."""
+    unused = [name for name in extras.unused_optimizer_groups(cfg.model) if name in cfg]
+    if not unused:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for name in unused:
+            del cfg[name]
+    return cfg
 
 
 def _prepare(cfg: DictConfig, callbacks: Sequence[pl.Callback]) -> _Prepared:
@@ -153,6 +171,7 @@ def _cross_validate(cfg: DictConfig, uri: str, overrides: Sequence[str], callbac
     summaries: list[dict[str, float]] = []
     fold_runs: list[str] = []
     fold = 0
+    started = time.monotonic()
     with _closed_on_error(recorder, lambda: f"fold {fold}: "):
         for fold, fold_cfg in enumerate(configs):
             prepared = first if fold == 0 else _prepare(fold_cfg, callbacks)
@@ -170,6 +189,9 @@ def _cross_validate(cfg: DictConfig, uri: str, overrides: Sequence[str], callbac
                 return Result(recorder.run_id, result.state)
             summaries.append(cross_validation.fold_summary(result.best_epoch, result.metrics))
             fold_runs.append(result.run_id)
+            if not ranks.is_follower():
+                print(cross_validation.progress_line(fold, len(configs), cfg.monitor.metric, summaries[-1],
+                                                     time.monotonic() - started), flush=True)
         stats = cross_validation.summary(summaries)
         recorder.log_summary(stats)
         recorder.set_tags({"sweeplab.fold_run_ids": ",".join(fold_runs),
@@ -230,6 +252,8 @@ def _closed_on_error(recorder: NoRecorder, context: Callable[[], str] = lambda: 
 
 def _fit_and_test(cfg: DictConfig, parts: _Parts, recorder: NoRecorder, agreement: ranks.RankAgreement) -> None:
     parts.trainer.loggers = list(recorder.loggers)
+    if "optimizer" not in cfg:   # the module builds its own: record what it built
+        parts.trainer.callbacks.append(LogBuiltOptimizer(recorder.log_params))
     parts.trainer.fit(parts.module, datamodule=parts.datamodule)
     recorder.set_tags(agreement.tags())
     best = parts.checkpoint.best_model_path or None
@@ -261,10 +285,14 @@ def follow(handoff: str) -> int:
 
 
 class _DropTips(logging.Filter):
-    """Tips, and the device inventory printed by every Trainer (the run's tags say where it ran)."""
+    """Tips, the device inventory printed by every Trainer (the run's tags say where it ran), and the
+    temporary checkpoint path reloaded for the test (the run records its checkpoint)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(("💡 Tip", "GPU available:", "TPU available:", "HPU available:"))
+        return not str(record.msg).startswith(("💡 Tip", "GPU available:", "TPU available:", "HPU available:",
+                                                # the run's temporary checkpoint, reloaded for its test
+                                                "Restoring states from the checkpoint path at",
+                                                "Loaded model weights from the checkpoint at"))
 
 
 def _quiet_known_noise() -> None:

@@ -134,6 +134,13 @@ def optimizer_groups(model_cfg) -> tuple[str, ...]:
     return tuple(name for name in OPTIMIZER_GROUPS if name in (_parameters(model_cfg) or ()))
 
 
+def unused_optimizer_groups(model_cfg) -> tuple[str, ...]:
+    """The optimizer and scheduler groups the model's `_target_` does not take (its own
+    configure_optimizers decides); () when the target cannot be imported (building the model says why)."""
+    parameters = _parameters(model_cfg)
+    return () if parameters is None else tuple(name for name in OPTIMIZER_GROUPS if name not in parameters)
+
+
 def describe_optimizer_groups(model_cfg) -> str:
     """One line for `--print-config`: which of the optimizer and scheduler groups apply to this model."""
     target = model_cfg.get("_target_")

@@ -66,7 +66,8 @@ class TabularCSVDataModule(SplitDataModule):
         self.path = Path(path).expanduser()
         if example is None and not self.path.is_file():
             raise FileNotFoundError(f"data.path={path}: no such file; give a CSV file with a header row "
-                                    f"naming data.target={target}")
+                                    f"naming data.target={target}, or data.example={'|'.join(EXAMPLES)} to have "
+                                    "one written there (python -m sweeplab.data.tabular_examples DIR writes them all)")
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError("data.val_fraction and data.test_fraction must be in (0, 1) and sum to less than 1")
         if task == "classification" and (isinstance(num_classes, bool) or not isinstance(num_classes, int)

@@ -112,8 +112,9 @@ class SupervisedModule(pl.LightningModule):
         if self.backbone_lr_scale is None:
             return self.parameters()
         in_backbone = {id(p) for p in self.backbone.parameters()}
+        # "name": Lightning's LearningRateMonitor convention for a parameter group; train/lr/backbone.
         return [{"params": [p for p in self.parameters() if id(p) not in in_backbone]},
-                {"params": list(self.backbone.parameters())}]
+                {"params": list(self.backbone.parameters()), "name": "backbone"}]
 
     @torch.no_grad()
     def figures(self, datamodule) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from sweeplab.config import check_set, compose_config, compose_with_choices
+from sweeplab import extras
 from sweeplab.errors import ConfigError
 from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import placement, study as studies, warm_start
@@ -27,7 +28,7 @@ from sweeplab.sweep.report import summary as report
 from sweeplab.sweep.settings import SweepSettings, read_settings
 from sweeplab.sweep.storage import check_storage
 from sweeplab.sweep.worker_env import DEADLINE_ENV, EXIT_TOO_MANY_FAILURES, THREADS_ENV, WORKER_INDEX_ENV
-from sweeplab.tracking import links, store
+from sweeplab.tracking import links, store, ui_view
 
 
 def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings, str]:
@@ -35,6 +36,7 @@ def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings
     cfg, choices = compose_with_choices(overrides, config_dirs)
     settings = read_settings(cfg, choices)
     check_set(cfg, filled_later=settings.space.distributions)   # else every trial fails on it
+    _check_optimizer_params(cfg, settings)
     for key, dist in settings.space.distributions.items():
         if key in choices:  # a group choice: every option must exist
             for option in dist.choices:
@@ -53,12 +55,29 @@ def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings
     return settings, uri
 
 
+def _check_optimizer_params(cfg, settings: SweepSettings) -> None:
+    """A sweep over optimizer.* or scheduler.* of a model that builds its own optimizer would vary nothing."""
+    swept = [key for key in settings.space.distributions if key.split(".")[0] in extras.OPTIMIZER_GROUPS]
+    if not swept:
+        return
+    unused = extras.unused_optimizer_groups(cfg.model)   # imports the model's module (only when such a key is swept)
+    for key in swept:
+        group = key.split(".")[0]
+        if group in unused:
+            raise ConfigError(f"sweep.params.{key}: {cfg.model._target_} builds its own optimizer and schedule "
+                              f"(configure_optimizers), so the {group} group does not apply; sweep the "
+                              "model's own parameters instead (e.g. model.lr)")
+
+
 def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
     settings, uri = prepare(overrides, config_dirs)
     # Created here, or joined when a `sweeplab worker` somewhere got here first.
     joined = join(settings, overrides, uri)
     study, client, parent_run_id = joined.study, joined.client, joined.parent_run_id
     _tidy(client, study, parent_run_id)
+    resumed = studies.resuming(study)
+    if resumed:
+        print(resumed, flush=True)
     left = settings.n_trials - studies.counts(study)["finished"]
     plan = placement.make_plan(settings.workers, settings.devices_per_trial, settings.gpus or [],
                                os.cpu_count() or 1, limit=max(left, 1),
@@ -84,8 +103,12 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
     _tidy(client, study, parent_run_id)
     print(report.summary(study, settings), flush=True)
     finish_sweep(replace(joined, study=study), settings, status)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
     print(f"parent run {parent_run_id}, the trials nested under it")
-    print(links.run_hint(uri, client.get_run(parent_run_id).info.experiment_id, parent_run_id))
+    # Recorded again: a study made before views were recorded gets its view too.
+    key = ui_view.record_sweep_view(client, experiment_id, settings.study_name, settings.metrics[0],
+                                    settings.directions[0] == "maximize")
+    print(links.sweep_hint(uri, experiment_id, key))
     return code
 
 

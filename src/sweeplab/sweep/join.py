@@ -20,7 +20,7 @@ from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import definition, study as studies, warm_start
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.storage import open_storage, study_lock
-from sweeplab.tracking import store
+from sweeplab.tracking import store, ui_view
 
 
 @dataclass
@@ -130,4 +130,6 @@ def _create_parent(client, settings: SweepSettings, overrides: list[str], wanted
               **{f"space.{k}": v for k, v in settings.space.describe().items()}}
     for key, value in params.items():
         client.log_param(run.info.run_id, key, hide_passwords(value)[:6000])
+    ui_view.record_sweep_view(client, experiment_id, settings.study_name, settings.metrics[0],
+                              settings.directions[0] == "maximize")
     return run.info.run_id

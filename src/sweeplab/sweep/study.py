@@ -136,6 +136,17 @@ def retry_interrupted(study: optuna.Study) -> list[int]:
     return retried
 
 
+def resuming(study: optuna.Study) -> str | None:
+    """`resuming study X: 6 finished, retrying 2 interrupted` for a study with trials of its own already;
+    None for a new one."""
+    own = own_trials(study)
+    if not own:
+        return None
+    retrying = sum(1 for t in own if t.state == TrialState.WAITING and RETRY_ATTR in t.user_attrs)
+    return (f"resuming study {study.study_name}: {counts(study)['finished']} finished"
+            + (f", retrying {retrying} interrupted" if retrying else ""))
+
+
 def too_many_failures(study: optuna.Study, limit: int) -> bool:
     """True when the last `limit` trials to end, across all workers, all failed."""
     ended = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.datetime_complete]

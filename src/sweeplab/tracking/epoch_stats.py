@@ -46,8 +46,11 @@ class EpochStats(pl.Callback):
         training = max(seconds - self.validation_seconds, 1e-9)
         samples = float(trainer.strategy.reduce(torch.tensor(float(self.samples), device=pl_module.device),
                                                 reduce_op="sum")) if trainer.world_size > 1 else self.samples
+        groups = trainer.optimizers[0].param_groups
         stats = {
-            "train/lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "train/lr": groups[0]["lr"],
+            # every further group's own rate, named as Lightning's LearningRateMonitor names it (pg2, ...)
+            **{f"train/lr/{group.get('name') or f'pg{i}'}": group["lr"] for i, group in enumerate(groups[1:], 2)},
             "train/epoch_seconds": seconds,
             "train/samples_per_second": samples / training,
         }

@@ -36,6 +36,19 @@ def run_url(base: str, experiment_id: str, run_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}"
 
 
+def shared_view_url(base: str, experiment_id: str, key: str) -> str:
+    """The experiment opened on a view stored on it (ui_view.py)."""
+    return f"{base}/#/experiments/{experiment_id}?viewStateShareKey={key}&{VIEW}"
+
+
+def sweep_hint(uri: str, experiment_id: str, key: str) -> str:
+    """The line printed after a sweep: its trials in the UI, best first."""
+    url = shared_view_url(ui_base(uri), experiment_id, key)
+    if uri.startswith(("http://", "https://")):
+        return f"see its trials in the MLflow UI, best first: {url}"
+    return f"see its trials in the MLflow UI, best first (start it with `sweeplab ui`): {url}"
+
+
 def model_url(base: str, experiment_id: str, model_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/models/{model_id}?{VIEW}"
 

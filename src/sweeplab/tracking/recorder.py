@@ -39,6 +39,9 @@ class NoRecorder:
     def set_tags(self, tags: dict[str, str]) -> None:
         pass
 
+    def log_params(self, values: dict[str, str]) -> None:
+        pass
+
     def at_best_epoch(self, metric: str, mode: str) -> dict[str, float]:
         return {}
 
@@ -100,6 +103,9 @@ class RunRecorder(NoRecorder):
 
     def set_tags(self, tags: dict[str, str]) -> None:
         mlflow.set_tags(tags)
+
+    def log_params(self, values: dict[str, str]) -> None:
+        params.log_params(self.client, self.run_id, values)
 
     def log_summary(self, metrics: dict[str, float]) -> None:
         """Figures computed after training (a cross-validation's cv/ means), at step 0."""

@@ -81,7 +81,7 @@ class FreezeParameters(BaseFinetuning):
         present = {id(p) for group in optimizer.param_groups for p in group["params"]}
         missing = [parameters[name] for name in self.names if id(parameters[name]) not in present]
         if missing:
-            optimizer.add_param_group({"params": missing, "lr": optimizer.param_groups[0]["lr"]})
+            optimizer.add_param_group({"params": missing, "lr": optimizer.param_groups[0]["lr"], "name": "unfrozen"})
 
     def _frozen_norms(self, pl_module: pl.LightningModule) -> list[nn.Module]:
         """Batch-norm layers with weights, all of them among the frozen parameters."""

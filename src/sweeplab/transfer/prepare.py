@@ -44,6 +44,10 @@ def prepare_module(cfg: DictConfig, module: pl.LightningModule, tracking_uri: st
     if settings.freeze:
         names = matching_parameters(module, settings.freeze)
         transfer.callbacks.append(FreezeParameters(names, settings.unfreeze_at_epoch))
+        if not quiet:
+            until = "for the whole run" if settings.unfreeze_at_epoch is None else \
+                f"until epoch {settings.unfreeze_at_epoch}"
+            print(f"froze {len(names)} tensors ({', '.join(settings.freeze)}) {until}", flush=True)
     if settings.backbone_lr_scale is not None:
         if not isinstance(module, SupervisedModule):
             raise ConfigError(f"finetune.backbone_lr_scale={settings.backbone_lr_scale}: {type(module).__name__} "

@@ -105,28 +105,33 @@ def parallel(record: SweepRecord) -> str | None:
 def curves(record: SweepRecord) -> str | None:
     """sweep.metric per epoch as MLflow recorded it: the best trials in colour, every other trial in grey
     (a pruned one stops where it was pruned)."""
-    drawn = [t for t in record.trials if t.curve]
-    if not drawn:
+    others, top = curve_trials(record)
+    if not others and not top:
         return None
-    top = record.ranked[:TOP_CURVES]
     figure, axes = plt.subplots(figsize=(WIDE, HEIGHT))
-    for trial in drawn:
-        if trial.number not in top:
-            style = "--" if trial.state == "PRUNED" else "-"
-            axes.plot(*zip(*trial.curve), style, color=OTHER_COLOUR, linewidth=1, zorder=1)
-    for rank, number in enumerate(top):
-        trial = record.trial(number)
-        if trial.curve:
-            axes.plot(*zip(*trial.curve), marker="o", markersize=3, linewidth=2 if rank == 0 else 1.3, zorder=3,
-                      label=f"trial {number} ({trial.values[0]:.4g})")
+    for trial in others:
+        style = "--" if trial.state == "PRUNED" else "-"
+        axes.plot(*zip(*trial.curve), style, color=OTHER_COLOUR, linewidth=1, zorder=1)
+    for rank, trial in enumerate(top):
+        axes.plot(*zip(*trial.curve), marker="o", markersize=3, linewidth=2 if rank == 0 else 1.3, zorder=3,
+                  label=f"trial {trial.number} ({trial.values[0]:.4g})")
     axes.plot([], [], color=OTHER_COLOUR, label="other trials (dashed: pruned)")
     axes.set_xlabel("epoch")
     axes.set_ylabel(record.metrics[0])
-    axes.set_title(f"Learning curves of the top {len(top)} trials (from MLflow)")
+    axes.set_title(f"Learning curves of the {'top trial' if len(top) == 1 else f'top {len(top)} trials'} (from MLflow)")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
     return to_png(figure)
+
+
+def curve_trials(record: SweepRecord) -> tuple[list[TrialRow], list[TrialRow]]:
+    """The trials drawn in grey and the best ones drawn in colour (best first): those with two epochs or
+    more, since a trial pruned after its first epoch is a point, not a curve."""
+    drawn = [t for t in record.trials if len(t.curve) > 1]
+    top = [record.trial(n) for n in record.ranked[:TOP_CURVES]]
+    return ([t for t in drawn if t.number not in record.ranked[:TOP_CURVES]],
+            [t for t in top if len(t.curve) > 1])
 
 
 def to_png(figure) -> str:

@@ -159,7 +159,9 @@ def _trials_section(record: SweepRecord) -> str:
     keys = sorted({k for t in trials for k in t.params})
     head = "".join(f"<th>{_e(k)}</th>" for k in keys)
     rows = "".join(_trial_row(record, t, keys) for t in trials)
-    return (f"<section><h2>Trials</h2><p class=\"note\">Best first. Each run id links to the run in the MLflow UI "
+    return (f"<section><h2>Trials</h2><p class=\"note\">Complete trials first, best first; then pruned trials "
+            f"(their value is from fewer epochs, so not ranked with the complete ones) and failed ones, by trial number. "
+            f"Each run id links to the run in the MLflow UI "
             f"({_e(record.ui_base)}; for a local store start it with <code>sweeplab ui</code>).</p>"
             f"<div class=\"scroll\"><table id=\"trials\"><tr><th>trial</th><th>state</th>"
             f"<th>{_e(record.metrics[0])}</th>"

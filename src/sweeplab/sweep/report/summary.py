@@ -17,6 +17,15 @@ PLOTS = ("plot_optimization_history", "plot_parallel_coordinate", "plot_param_im
          "plot_intermediate_values")
 
 
+def log_best(client, run_id: str, study: optuna.Study, settings: SweepSettings) -> None:
+    """The best complete trial's value under the sweep's own metric name, on the parent run (step: trials
+    finished): the parent's row in the MLflow UI then shows how good the sweep got, beside its trials'.
+    A multi-objective sweep has no one best value: it logs nothing here."""
+    best = ranked(study)
+    if best and not settings.multi_objective:
+        client.log_metric(run_id, settings.metrics[0], best[0].values[0], step=counts(study)["finished"])
+
+
 def record_on_parent(client, run_id: str, study: optuna.Study, settings: SweepSettings) -> None:
     """Best value and params, counts by state, the trials table, Optuna's plots and the one-page report.html."""
     found = counts(study)
@@ -34,6 +43,7 @@ def record_on_parent(client, run_id: str, study: optuna.Study, settings: SweepSe
             tags["sweeplab.best_run_id"] = run
     for key, value in metrics.items():
         client.log_metric(run_id, key, value)
+    log_best(client, run_id, study, settings)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     with tempfile.TemporaryDirectory() as folder:
@@ -101,7 +111,7 @@ def summary(study: optuna.Study, settings: SweepSettings, top: int = 5) -> str:
     rows = [[str(t.number), *(f"{v:.4g}" for v in t.values), *(_short(t.params.get(k)) for k in keys)]
             for t in best]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines.append(f"top {len(rows)} trials:")
+    lines.append(f"{'top trial' if len(rows) == 1 else f'top {len(rows)} trials'} (complete trials, best first):")
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in [header, *rows]]
     return "\n".join(lines)
 

@@ -26,6 +26,7 @@ from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import study as studies
 from sweeplab.sweep.finish import finish_sweep
 from sweeplab.sweep.join import join
+from sweeplab.sweep.report.summary import log_best
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.storage import slot_lock, study_lock
 from sweeplab.sweep.worker.heartbeat import start_heartbeat  # ask/tell mode must record heartbeats itself
@@ -79,6 +80,8 @@ def _pull_trials(study: optuna.Study, settings: SweepSettings, overrides: list[s
             trial = study.ask()
             trial.set_user_attr(studies.WORKER_ATTR, studies.worker_id())
         outcome = run_trial(trial, study, settings, overrides, config_dirs, parent_run_id, storage)
+        if outcome.state == TrialState.COMPLETE:
+            log_best(mlflow.MlflowClient(), parent_run_id, study, settings)
         print(f"trial {outcome.number}: {outcome.state.name}"
               + (f" {outcome.values}" if outcome.values else "") + (f" ({outcome.error})" if outcome.error else ""),
               flush=True)
