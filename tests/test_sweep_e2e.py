@@ -65,7 +65,7 @@ def test_every_trial_pruned_gives_exact_counts(tmp_path):
     # The closing hint: `sweeplab ui`, and the sweep's view of its trials in the UI's "Model training" view.
     parent = parents[0]
     assert "sweeplab ui" in done.stdout and "mlflow ui --backend-store-uri" not in done.stdout
-    assert (f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}?viewStateShareKey="
+    assert (f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs?viewStateShareKey="
             f"{sweep_view_key('digits_cnn')}&workflowType=machine_learning") in done.stdout
     logs = [p.read_text() for p in (tmp_path / "mlruns" / "sweep-logs" / "digits_cnn").glob("worker-*.log")]
     assert logs and not any("it/s" in log or "Epoch 0" in log for log in logs)
@@ -128,11 +128,13 @@ def test_two_workers_on_sqlite_match_optuna_and_mlflow(tmp_path):
     experiment = client.get_experiment(parent.info.experiment_id)
     key = sweep_view_key("digits_cnn")
     assert f"?viewStateShareKey={key}&" in done.stdout
-    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
+    saved = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])   # the UI's saved-view envelope
+    assert saved["name"] == "sweep digits_cnn: trials by val/acc" and isinstance(saved["createdAt"], int)
+    view = json.loads(saved["state"])
     shown = client.search_runs([experiment.experiment_id], view["searchFilter"])
     assert {r.info.run_id for r in shown} == {r.info.run_id for r in children}
     assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`val/acc`", False)
-    assert "metrics.`val/acc`" in view["selectedColumns"]
+    assert "metrics.`val/acc`" in view["selectedColumns"] and view["columnOrder"] == ["metrics.`val/acc`"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/parallel_coordinate.png",
             "plots/intermediate_values.png"} <= artifacts

@@ -37,8 +37,8 @@ def run_url(base: str, experiment_id: str, run_id: str) -> str:
 
 
 def shared_view_url(base: str, experiment_id: str, key: str) -> str:
-    """The experiment opened on a view stored on it (ui_view.py)."""
-    return f"{base}/#/experiments/{experiment_id}?viewStateShareKey={key}&{VIEW}"
+    """The experiment's runs tab opened on a view saved on it (ui_view.py)."""
+    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}&{VIEW}"
 
 
 def sweep_hint(uri: str, experiment_id: str, key: str) -> str:
