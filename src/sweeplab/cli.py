@@ -124,10 +124,10 @@ def _train(args) -> int:
     cfg = compose_config(args.overrides, args.config_dir)
     if args.print_config:
         print(hide_passwords(to_yaml(cfg)), end="")
-        from sweeplab.extras import describe_optimizer_groups
+        from sweeplab.config.model_groups import describe_optimizer_groups
         print(f"# {describe_optimizer_groups(cfg.model)}")   # a YAML comment: the output stays YAML
         return 0
-    from sweeplab import extras
+    from sweeplab.config import model_groups
     from sweeplab.experiment import run_experiment
     from sweeplab.explain.run_end import explain_at_end
     result = run_experiment(cfg, overrides=args.overrides, at_end=explain_at_end)
@@ -140,7 +140,7 @@ def _train(args) -> int:
         print(f"mean ± std over {cfg.data.folds} folds (each fold: a nested run fold-<k>)")
         shown = {name[3:-5]: f"{value:.6g} ± {result.metrics[name[:-5] + '_std']:.2g}"
                  for name, value in result.metrics.items() if name.startswith("cv/") and name.endswith("_mean")}
-    if "train/lr" in shown and "optimizer" not in extras.unused_optimizer_groups(cfg.model):
+    if "train/lr" in shown and "optimizer" not in model_groups.unused_optimizer_groups(cfg.model):
         shown["train/lr"] = _lr_range(cfg, [m.value for m in client.get_metric_history(result.run_id, "train/lr")])
     width = max(map(len, shown), default=0)
     for name in sorted(shown):

@@ -32,7 +32,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from sweeplab import __version__, cross_validation, extras
-from sweeplab.config import check_set
+from sweeplab.config import check_set, model_groups
 from sweeplab.config.callbacks import from_config
 from sweeplab.config.monitor_check import MonitorCheck
 from sweeplab.errors import ConfigError, explain_instantiation
@@ -110,7 +110,7 @@ def _only_groups_it_takes(cfg: DictConfig) -> DictConfig:
     """The config without the optimizer and scheduler groups the model does not take: a module that builds
     its own in configure_optimizers would otherwise have sweeplab's unused defaults recorded as what ran
     (LogBuiltOptimizer records what it built instead)."""
-    unused = [name for name in extras.unused_optimizer_groups(cfg.model) if name in cfg]
+    unused = [name for name in model_groups.unused_optimizer_groups(cfg.model) if name in cfg]
     if not unused:
         return cfg
     cfg = copy.deepcopy(cfg)
@@ -349,7 +349,7 @@ def build_modules(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.Lightning
         datamodule = instantiate(cfg.data)
         # Only a module that names `optimizer`/`scheduler` parameters gets those groups; any other
         # LightningModule makes its own in configure_optimizers.
-        groups = {name: instantiate(cfg[name]) for name in extras.optimizer_groups(cfg.model)
+        groups = {name: instantiate(cfg[name]) for name in model_groups.optimizer_groups(cfg.model)
                   if cfg.get(name) is not None}
         return datamodule, instantiate(cfg.model, **groups)
     except InstantiationException as e:
@@ -368,7 +368,7 @@ def _provenance(cfg: DictConfig, datamodule) -> tuple[dict[str, str], str]:
         # "none": the data module offers no fingerprint (see sweeplab.extras.Fingerprinted).
         "sweeplab.data_fingerprint": str((datamodule.fingerprint if isinstance(datamodule, extras.Fingerprinted)
                                           else None) or "none"),
-        "sweeplab.optimizer_groups": ",".join(extras.optimizer_groups(cfg.model)) or "none",
+        "sweeplab.optimizer_groups": ",".join(model_groups.optimizer_groups(cfg.model)) or "none",
         "sweeplab.git.dirty": str(dirty).lower(),
         "sweeplab.torch_threads": str(torch.get_num_threads()),
         **{f"sweeplab.version.{name}": v for name, v in provenance.versions().items()},

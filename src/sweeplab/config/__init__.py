@@ -6,6 +6,7 @@ sweep_defaults.py   every `sweep:` key's default (conf/sweep_defaults.yaml), mer
 plugin_sweeper.py   sweep files written for the Hydra Optuna sweeper plugin, read into the `sweep:` node
 callbacks.py        the Lightning callbacks the `callbacks` group asks for
 monitor_check.py    the checkpoint's monitor metric is one the module logs
+model_groups.py     which of the optimizer and scheduler groups a model takes
 """
 
 from sweeplab.config.compose import (  # noqa: F401  the names callers use: `from sweeplab.config import ...`

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from sweeplab.config import check_set, compose_config, compose_with_choices
-from sweeplab import extras
+from sweeplab.config import model_groups
 from sweeplab.errors import ConfigError
 from sweeplab.secrets import hide_passwords
 from sweeplab.sweep import placement, study as studies, warm_start
@@ -57,10 +57,10 @@ def prepare(overrides: list[str], config_dirs: list[str]) -> tuple[SweepSettings
 
 def _check_optimizer_params(cfg, settings: SweepSettings) -> None:
     """A sweep over optimizer.* or scheduler.* of a model that builds its own optimizer would vary nothing."""
-    swept = [key for key in settings.space.distributions if key.split(".")[0] in extras.OPTIMIZER_GROUPS]
+    swept = [key for key in settings.space.distributions if key.split(".")[0] in model_groups.OPTIMIZER_GROUPS]
     if not swept:
         return
-    unused = extras.unused_optimizer_groups(cfg.model)   # imports the model's module (only when such a key is swept)
+    unused = model_groups.unused_optimizer_groups(cfg.model)   # imports the model's module (only when such a key is swept)
     for key in swept:
         group = key.split(".")[0]
         if group in unused:
