@@ -8,8 +8,9 @@ from sweeplab.models.classifier import Classifier
 class FailsOnRank(Classifier):
     """Raises on rank `fail_rank` at training step `fail_step`; every other rank trains normally."""
 
-    def __init__(self, *args, fail_rank: int = 1, fail_step: int = 2, **kwargs):
-        super().__init__(*args, **kwargs)
+    # `optimizer` and `scheduler` named, so that sweeplab hands this model its groups (a **kwargs does not count).
+    def __init__(self, *args, optimizer=None, scheduler=None, fail_rank: int = 1, fail_step: int = 2, **kwargs):
+        super().__init__(*args, optimizer=optimizer, scheduler=scheduler, **kwargs)
         self.fail_rank = fail_rank
         self.fail_step = fail_step
 
