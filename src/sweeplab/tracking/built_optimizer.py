@@ -40,10 +40,9 @@ def described(trainer: pl.Trainer) -> dict[str, str]:
 
 def _class_path(cls: type) -> str:
     """torch.optim.SGD rather than torch.optim.sgd.SGD: the name a config's `_target_` would give."""
-    for public in ("torch.optim", "torch.optim.lr_scheduler"):
-        module = torch.optim if public == "torch.optim" else torch.optim.lr_scheduler
-        if cls.__module__.startswith(public + ".") and getattr(module, cls.__name__, None) is cls:
-            return f"{public}.{cls.__name__}"
+    for public in (torch.optim, torch.optim.lr_scheduler):
+        if getattr(public, cls.__name__, None) is cls:
+            return f"{public.__name__}.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
 
 

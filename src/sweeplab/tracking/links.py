@@ -43,10 +43,7 @@ def shared_view_url(base: str, experiment_id: str, key: str) -> str:
 
 def sweep_hint(uri: str, experiment_id: str, key: str) -> str:
     """The line printed after a sweep: its trials in the UI, best first."""
-    url = shared_view_url(ui_base(uri), experiment_id, key)
-    if uri.startswith(("http://", "https://")):
-        return f"see its trials in the MLflow UI, best first: {url}"
-    return f"see its trials in the MLflow UI, best first (start it with `sweeplab ui`): {url}"
+    return _hint(uri, "see its trials in the MLflow UI, best first", shared_view_url(ui_base(uri), experiment_id, key))
 
 
 def model_url(base: str, experiment_id: str, model_id: str) -> str:
@@ -55,10 +52,14 @@ def model_url(base: str, experiment_id: str, model_id: str) -> str:
 
 def run_hint(uri: str, experiment_id: str, run_id: str) -> str:
     """The line printed after a run or sweep: where to see it, and for a local store how to serve it."""
-    url = run_url(ui_base(uri), experiment_id, run_id)
+    return _hint(uri, "see it in the MLflow UI", run_url(ui_base(uri), experiment_id, run_id))
+
+
+def _hint(uri: str, what: str, url: str) -> str:
+    """`WHAT: URL`; for a local store, which no server serves yet, how to serve it."""
     if uri.startswith(("http://", "https://")):
-        return f"see it in the MLflow UI: {url}"
-    return f"see it in the MLflow UI (start it with `sweeplab ui`): {url}"
+        return f"{what}: {url}"
+    return f"{what} (start it with `sweeplab ui`): {url}"
 
 
 def latest_experiment(client) -> str | None:
