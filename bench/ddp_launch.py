@@ -3,8 +3,8 @@
 Designs that can serve a warm sweep worker running many DDP trials (rank 0 is the worker itself
 in the first two; env:// rendezvous, as torchrun does):
 - fresh: ranks 1..K-1 are new `python -m sweeplab.ranks.follower ENTRY HANDOFF` processes for each run;
-- server (what sweeplab does, ranks/launch.py): they are forked for each run by the process's rank server,
-  which imported Lightning once and never touches CUDA;
+- server (what sweeplab does, ranks/launch.py): they are forked for each run by the process's fork server
+  (sweeplab.forks), which imported Lightning once and never touches CUDA;
 - Lightning's `ddp_fork`: every rank, rank 0 included, is forked from the worker for each `fit`
   and `test` call.
 Each is timed in one warm process on the same tiny work, beside a single-device run of the same
@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from sweeplab.config import compose_config
 from sweeplab.experiment import run_experiment
+from sweeplab.forks import client as forks
 from sweeplab.models.classifier import Classifier
 from sweeplab.models.cnn import CNN
 from sweeplab.ranks import launch as ranks
@@ -56,19 +57,21 @@ def sweeplab_run(folder: str, ddp: bool) -> float:
     return time.perf_counter() - started
 
 
-def fresh_follower(entry: str, handoff: Path, rank_index: int, env: dict[str, str]) -> ranks.Follower:
-    """The "fresh" design: a new interpreter per follower rank instead of a fork of the rank server."""
-    process = subprocess.Popen([sys.executable, "-m", "sweeplab.ranks.follower", entry, str(handoff)], env=env)
-    return ranks.Follower(process.pid, handoff.parent / "no-exit-file")
+class FreshStarter:
+    """The "fresh" design: a new interpreter per follower rank instead of a fork of the fork server."""
+
+    def fork(self, entry: str, handoff: str, *, env: dict[str, str]) -> forks.Forked:
+        process = subprocess.Popen([sys.executable, "-m", "sweeplab.ranks.follower", entry, handoff], env=env)
+        return forks.Forked(process.pid, Path(handoff).parent / "no-exit-file")
 
 
 def fresh_run(folder: str) -> float:
-    served = ranks._ForkServer.fork
-    ranks._ForkServer.fork = staticmethod(fresh_follower)
+    served = ranks._rank_server
+    ranks._rank_server = lambda entry: FreshStarter()
     try:
         return sweeplab_run(folder, ddp=True)
     finally:
-        ranks._ForkServer.fork = served
+        ranks._rank_server = served
 
 
 def fork_run(ddp: bool) -> float:

@@ -17,10 +17,32 @@ SWEEPLAB = str(Path(sys.executable).parent / "sweeplab")
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
+# What every `sweeplab` command may import, imported once per test process by its fork server (sweeplab.forks,
+# the same server a sweep forks its workers from): each command is then a fork, not ≈6 s of fresh imports.
+CLI_MODULES = ("sweeplab.cli", "sweeplab.experiment", "sweeplab.sweep.worker.loop")
+# Read as an interpreter starts, so a command given one runs as a fresh process.
+AT_START_ENV = ("PYTHONPROFILEIMPORTTIME", "PYTHONWARNINGS", "PYTHONHASHSEED", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+
+
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`sweeplab ARGS` in `cwd`, as a process of its own: a fork of a server that imported sweeplab, or, when the
+    test's env changes what an interpreter reads as it starts, a fresh process of the installed command."""
+    from sweeplab.forks import client as forks
+
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return subprocess.run([SWEEPLAB, *args], cwd=cwd, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    full = {**clean, **(env or {})}
+    if any(full.get(key) != os.environ.get(key) for key in AT_START_ENV):
+        return subprocess.run([SWEEPLAB, *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="sweeplab-cli-") as folder:
+        out, err = Path(folder) / "out", Path(folder) / "err"
+        child = forks.server(CLI_MODULES, clean).fork("sweeplab.cli:main", list(args), env=full, cwd=str(cwd),
+                                                      argv=[SWEEPLAB, *args], out=out, err=err)
+        try:
+            code = child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
+        return subprocess.CompletedProcess([SWEEPLAB, *args], code, out.read_text(), err.read_text())
 
 
 def free_port() -> int:

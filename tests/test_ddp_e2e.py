@@ -32,7 +32,9 @@ TIMEOUT = 240
 def rank_processes(cwd: Path) -> tuple[list[int], list[int]]:
     """(rank servers, follower ranks) running in `cwd` (a test's own folder: other tests may run beside it).
     Followers are the servers' forked children: same command line, a server as parent."""
-    listed = subprocess.run(["pgrep", "-f", "sweeplab.ranks.server"], capture_output=True, text=True).stdout
+    # A rank server preloads the followers' entry module (sweeplab.experiment), and nothing else.
+    listed = subprocess.run(["pgrep", "-f", r"sweeplab\.forks\.server sweeplab\.experiment$"], capture_output=True,
+                            text=True).stdout
     found = {}
     for pid in map(int, listed.split()):
         try:

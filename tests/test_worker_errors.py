@@ -1,11 +1,6 @@
-"""A worker's own failure modes, in-process: a sampler that raises fails its trial; a worker's log is the child's."""
+"""A worker's own failure modes, in-process: a sampler that raises fails its trial."""
 
 from __future__ import annotations
-
-import gc
-import os
-import sys
-import warnings
 
 import mlflow
 import optuna
@@ -13,7 +8,6 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from sweeplab.config import compose_with_choices
-from sweeplab.sweep.driver import start_logged
 from sweeplab.sweep.settings import read_settings
 from sweeplab.sweep.worker.loop import run_trial
 
@@ -40,18 +34,3 @@ def test_an_error_while_sampling_fails_the_trial_not_the_worker(tmp_path, monkey
     (trial,) = study.get_trials()
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["sweeplab.error"] == "RuntimeError: the sampler broke"
-
-
-def test_a_workers_log_file_is_closed_by_the_driver_once_the_worker_has_it(tmp_path):
-    log = tmp_path / "worker-0.log"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)   # an unclosed file says so when it is collected
-        process = start_logged([sys.executable, "-c", "print('hello from the worker')"], dict(os.environ), log)
-        gc.collect()
-    try:
-        assert not [w for w in caught if "worker-0.log" in str(w.message)], [str(w.message) for w in caught]
-        held = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
-        assert str(log.resolve()) not in held
-    finally:
-        assert process.wait(timeout=60) == 0
-    assert log.read_text() == "hello from the worker\n"

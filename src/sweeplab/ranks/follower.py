@@ -1,4 +1,4 @@
-"""One of ranks 1..K-1 of a run that rank 0 started (see launch.py), forked by the rank server.
+"""One of ranks 1..K-1 of a run that rank 0 started (see launch.py), forked by rank 0's fork server (sweeplab.forks).
 
 It trains with exactly rank 0's resolved config, with the callbacks that must run on every rank
 rebuilt from their `_target_` specs, through the `run` it is handed (sweeplab.experiment's `follow`
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sweeplab.ranks import launch
-from sweeplab.ranks.processes import alive
+from sweeplab.forks.alive import alive
 
 # The run of one follower: (rank 0's resolved config as a DictConfig, the every-rank callbacks).
 Run = Callable[[Any, list], Any]

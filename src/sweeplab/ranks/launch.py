@@ -5,7 +5,7 @@ process when a rank fails: in a warm sweep worker that would re-run the worker (
 more trials) and take the worker down with a failed trial. So sweeplab plays torchrun's part for
 one run: it sets the env:// rendezvous variables (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK,
 LOCAL_RANK, RANK), which tell Lightning that the processes were created outside it, and has each
-other rank forked by this process's fork server (server.py: Lightning imported once, no CUDA
+other rank forked by this process's fork server (sweeplab.forks: Lightning imported once, no CUDA
 touched) to run the entry it is handed (`module:function`; run_experiment hands its `follow`, which
 runs follower.py around the run's resolved config). Those followers go through the same
 `run_experiment` with no MLflow run and no Optuna trial (rank 0 owns both); decisions such as pruning
@@ -17,10 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,10 +31,7 @@ from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcess
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from sweeplab.errors import ConfigError
-from sweeplab.ranks import server as rank_server
-from sweeplab.ranks.processes import alive
-
-SERVER_MODULE = "sweeplab.ranks.server"
+from sweeplab.forks import client as forks
 PARENT_ENV = "SWEEPLAB_RANK0_PID"   # followers exit when this process (rank 0) is gone
 RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "LOCAL_RANK", "RANK", "OMP_NUM_THREADS")
 JOIN_SECONDS = 30.0          # a finished run's followers exit at once; this only bounds a stuck one
@@ -102,81 +96,10 @@ class RankAgreement(pl.Callback):
         return {"sweeplab.world_size": str(len(self.digests)), "sweeplab.rank_configs": ",".join(self.digests)}
 
 
-class Follower:
-    """One follower rank: a child of the fork server, so known by pid, its exit code left in a file."""
-
-    def __init__(self, pid: int, exit_path: Path):
-        self.pid = pid
-        self.exit_path = exit_path
-
-    def running(self) -> bool:
-        return alive(self.pid)
-
-    @property
-    def returncode(self) -> int | None:
-        """None while it runs; its exit code after; -9 when it was killed before it could say."""
-        if self.running():
-            return None
-        return int(self.exit_path.read_text()) if self.exit_path.exists() else -signal.SIGKILL
-
-    def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-class _ForkServer:
-    """This process's rank server (server.py), started on first use with the entry its children run."""
-
-    process: subprocess.Popen | None = None
-    owner_pid = 0
-    entry = ""
-
-    @classmethod
-    def fork(cls, entry: str, handoff: Path, rank_index: int, env: dict[str, str]) -> Follower:
-        request = json.dumps({"handoff": str(handoff), "rank": rank_index, "env": env, "cwd": os.getcwd()})
-        for attempt in (1, 2):     # a server that died (killed, out of memory) is restarted once
-            server = cls._server(entry)
-            try:
-                server.stdin.write(request + "\n")
-                server.stdin.flush()
-                reply = server.stdout.readline()
-            except (BrokenPipeError, OSError):
-                reply = ""
-            if reply:
-                return Follower(json.loads(reply)["pid"], rank_server.exit_file(handoff, rank_index))
-            cls._stop()
-        raise RuntimeError("the rank server did not start a follower rank; see its error above")
-
-    @classmethod
-    def _server(cls, entry: str) -> subprocess.Popen:
-        if cls.process is not None and cls.owner_pid == os.getpid() and cls.entry != entry:
-            cls._stop()   # another entry: a server preloads the one it was started with
-        if cls.process is None or cls.owner_pid != os.getpid() or cls.process.poll() is not None:
-            # Its environment is this process's before any run changed it; each child gets the run's.
-            env = {k: v for k, v in os.environ.items() if k not in RENDEZVOUS_ENV}
-            cls.process = subprocess.Popen([sys.executable, "-m", SERVER_MODULE, entry], stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, text=True, env=env)
-            cls.owner_pid = os.getpid()
-            cls.entry = entry
-            ready = cls.process.stdout.readline()
-            if not ready:
-                raise RuntimeError(f"the rank server (python -m {SERVER_MODULE}) exited at start; see its error above")
-        return cls.process
-
-    @classmethod
-    def _stop(cls) -> None:
-        if cls.process is not None and cls.owner_pid == os.getpid():
-            cls.process.kill()
-            cls.process.wait()
-        cls.process = None
-
-
 class RankGroup:
     """The follower processes of one run, and what they reported when they failed."""
 
-    def __init__(self, folder: Path, followers: list[Follower]):
+    def __init__(self, folder: Path, followers: list[forks.Forked]):
         self.folder = folder
         self.followers = followers
 
@@ -227,8 +150,9 @@ def launched(trainer: pl.Trainer, handoff: dict, folder: Path, entry: str) -> It
     torch.set_num_threads(per_rank)
     path = folder / "handoff.json"
     path.write_text(json.dumps(handoff))
-    followers = [_ForkServer.fork(entry, path, r, {**os.environ, "LOCAL_RANK": str(r), "RANK": str(r),
-                                                   PARENT_ENV: str(os.getpid())})
+    server = _rank_server(entry)
+    followers = [server.fork(entry, str(path), env={**os.environ, "LOCAL_RANK": str(r), "RANK": str(r),
+                                                    PARENT_ENV: str(os.getpid())})
                  for r in range(1, count)]
     group = RankGroup(folder, followers)
     try:
@@ -249,7 +173,14 @@ def launched(trainer: pl.Trainer, handoff: dict, folder: Path, entry: str) -> It
         torch.set_num_threads(saved_threads)
 
 
-def _end(followers: list[Follower], wait: float) -> None:
+def _rank_server(entry: str) -> forks.ForkServer:
+    """This process's fork server for follower ranks: it preloads the entry's module. Its environment is this
+    process's before any run changed it; each follower gets the run's."""
+    env = {k: v for k, v in os.environ.items() if k not in RENDEZVOUS_ENV}
+    return forks.server((entry.partition(":")[0],), env)
+
+
+def _end(followers: list[forks.Forked], wait: float) -> None:
     """Followers get `wait` seconds to leave on their own, then are killed; none outlives the run."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and any(f.running() for f in followers):

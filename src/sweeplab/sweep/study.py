@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.errors import ConfigError
-from sweeplab.ranks.processes import alive
+from sweeplab.forks.alive import alive
 from sweeplab.secrets import hide_passwords
 from sweeplab.sweep.seeded import best_of, own_trials, seeded_trials
 from sweeplab.sweep.settings import SweepSettings

@@ -1,0 +1,10 @@
+"""Processes forked from a server that imported torch, Lightning and MLflow once, so each starts in milliseconds.
+
+server.py  `python -m sweeplab.forks.server MODULE...`: imports the modules, then forks one child per request
+client.py  the starting process's side: its server, started on first use, and a handle per forked child
+alive.py   whether a process is still running
+
+A fresh Python process pays ≈5-6 s of imports before it runs a line of sweeplab; the sweep's workers
+and a run's follower ranks are forked instead. Nothing here imports the rest of sweeplab: a request
+names the function its child runs (`module:function`).
+"""
