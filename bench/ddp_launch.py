@@ -5,6 +5,9 @@ in the first two; env:// rendezvous, as torchrun does):
 - fresh: ranks 1..K-1 are new `python -m sweeplab.ranks.follower ENTRY HANDOFF` processes for each run;
 - server (what sweeplab does, ranks/launch.py): they are forked for each run by the process's fork server
   (sweeplab.forks), which imported Lightning once and never touches CUDA;
+- torch.multiprocessing: ranks 1..K-1 started for each run by `torch.multiprocessing.start_processes`
+  with `start_method="forkserver"` and `sweeplab.experiment` preloaded in the standard library's
+  forkserver (the `ProcessContext` it returns carries a failing rank's traceback);
 - Lightning's `ddp_fork`: every rank, rank 0 included, is forked from the worker for each `fit`
   and `test` call.
 Each is timed in one warm process on the same tiny work, beside a single-device run of the same
@@ -74,6 +77,35 @@ def fresh_run(folder: str) -> float:
         ranks._rank_server = served
 
 
+def _mp_follower(index: int, entry: str, handoff: str, env: dict[str, str]) -> None:
+    """A torch.multiprocessing child: the forkserver's environment is its own start's, so the rank's is set here."""
+    import pkgutil
+
+    os.environ.clear()
+    os.environ.update(env)
+    code = pkgutil.resolve_name(entry)(handoff)
+    if code:
+        raise SystemExit(code)
+
+
+class TorchMultiprocessingStarter:
+    """The standard library's way: a forkserver with sweeplab.experiment preloaded, one ProcessContext per rank."""
+
+    def fork(self, entry: str, handoff: str, *, env: dict[str, str]) -> forks.Forked:
+        context = torch.multiprocessing.start_processes(_mp_follower, args=(entry, handoff, env), nprocs=1,
+                                                        join=False, start_method="forkserver")
+        return forks.Forked(context.processes[0].pid, Path(handoff).parent / "no-exit-file")
+
+
+def mp_run(folder: str) -> float:
+    served = ranks._rank_server
+    ranks._rank_server = lambda entry: TorchMultiprocessingStarter()
+    try:
+        return sweeplab_run(folder, ddp=True)
+    finally:
+        ranks._rank_server = served
+
+
 def fork_run(ddp: bool) -> float:
     from sklearn.datasets import load_digits
 
@@ -101,14 +133,16 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     folder = tempfile.mkdtemp(prefix="bench-ddp-")
     # Warm-up: first-call costs (imports, torch._dynamo, MLflow's store schema) on both sides.
-    # The rank server's start (once per process, imports included) is paid here too.
+    # Each fork server's start (once per process, imports included) is paid here too.
+    torch.multiprocessing.set_forkserver_preload(["sweeplab.experiment"])
     sweeplab_run(folder, ddp=False)
     sweeplab_run(folder, ddp=True)
+    mp_run(folder)
     fork_run(ddp=False)
-    times: dict[str, list[float]] = {k: [] for k in ("ours_1", "ours_2", "fresh_2", "fork_1", "fork_2")}
+    times: dict[str, list[float]] = {k: [] for k in ("ours_1", "ours_2", "fresh_2", "mp_2", "fork_1", "fork_2")}
     for round_index in range(args.rounds):
         order = [("ours_1", lambda: sweeplab_run(folder, False)), ("ours_2", lambda: sweeplab_run(folder, True)),
-                 ("fresh_2", lambda: fresh_run(folder)),
+                 ("fresh_2", lambda: fresh_run(folder)), ("mp_2", lambda: mp_run(folder)),
                  ("fork_1", lambda: fork_run(False)), ("fork_2", lambda: fork_run(True))]
         if round_index % 2:
             order.reverse()
@@ -118,13 +152,17 @@ def main() -> None:
     median = {k: statistics.median(v) for k, v in times.items()}
     ours, fork = median["ours_2"] - median["ours_1"], median["fork_2"] - median["fork_1"]
     fresh = median["fresh_2"] - median["ours_1"]
+    mp = median["mp_2"] - median["ours_1"]
     print(f"fresh process: {median['fresh_2']:.2f} s with 2 ranks vs {median['ours_1']:.2f} s on one device "
           f"(+{fresh:.2f} s a run)")
-    print(f"rank server:   {median['ours_2']:.2f} s with 2 ranks vs {median['ours_1']:.2f} s on one device "
+    print(f"fork server:   {median['ours_2']:.2f} s with 2 ranks vs {median['ours_1']:.2f} s on one device "
           f"(+{ours:.2f} s a run)")
+    print(f"torch.multiprocessing forkserver: {median['mp_2']:.2f} s with 2 ranks vs {median['ours_1']:.2f} s "
+          f"on one device (+{mp:.2f} s a run)")
     print(f"ddp_fork:      {median['fork_2']:.2f} s with 2 ranks vs {median['fork_1']:.2f} s on one device "
           f"(+{fork:.2f} s a run: fit and test each fork)")
-    print(f"launch cost per run, fresh / rank server / ddp_fork: {fresh:.2f} / {ours:.2f} / {fork:.2f} s "
+    print(f"launch cost per run, fresh / fork server / torch.multiprocessing / ddp_fork: "
+          f"{fresh:.2f} / {ours:.2f} / {mp:.2f} / {fork:.2f} s "
           f"({os.cpu_count()} cores)")
 
 

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from sweeplab.sweep.driver import WORKER_MODULES
+
 SWEEPLAB = str(Path(sys.executable).parent / "sweeplab")
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 # What every `sweeplab` command may import, imported once per test process by its fork server (sweeplab.forks,
-# the same server a sweep forks its workers from): each command is then a fork, not ≈6 s of fresh imports.
-CLI_MODULES = ("sweeplab.cli", "sweeplab.experiment", "sweeplab.sweep.worker.loop")
+# the kind a sweep forks its workers from): each command is then a fork, not ≈6 s of fresh imports, and so are
+# the workers of the sweeps it starts (a child of a server forks its own children from that server).
+CLI_MODULES = WORKER_MODULES
 # Read as an interpreter starts, so a command given one runs as a fresh process.
 AT_START_ENV = ("PYTHONPROFILEIMPORTTIME", "PYTHONWARNINGS", "PYTHONHASHSEED", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
 
@@ -36,7 +39,7 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300
     with tempfile.TemporaryDirectory(prefix="sweeplab-cli-") as folder:
         out, err = Path(folder) / "out", Path(folder) / "err"
         child = forks.server(CLI_MODULES, clean).fork("sweeplab.cli:main", list(args), env=full, cwd=str(cwd),
-                                                      argv=[SWEEPLAB, *args], out=out, err=err)
+                                                      argv=[SWEEPLAB, *args], out=out, err=err, name="sweeplab")
         try:
             code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

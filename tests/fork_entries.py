@@ -24,3 +24,17 @@ def wait(arg: float) -> int:
         print("interrupted", flush=True)
         return 130
     return 0
+
+
+def fork_one(arg: str) -> int:
+    """Fork a child of its own through sweeplab.forks, named `arg`; print the child's parent and name."""
+    from sweeplab.forks import client as forks
+
+    child = forks.server(("json",)).fork("fork_entries:name_and_parent", None, env=dict(os.environ), name=arg)
+    return child.wait(timeout=60)
+
+
+def name_and_parent(arg) -> int:
+    with open("/proc/self/comm") as comm:
+        print(f"parent={os.getppid()} name={comm.read().strip()}", flush=True)
+    return 0

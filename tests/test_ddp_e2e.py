@@ -30,20 +30,24 @@ TIMEOUT = 240
 
 
 def rank_processes(cwd: Path) -> tuple[list[int], list[int]]:
-    """(rank servers, follower ranks) running in `cwd` (a test's own folder: other tests may run beside it).
-    Followers are the servers' forked children: same command line, a server as parent."""
-    # A rank server preloads the followers' entry module (sweeplab.experiment), and nothing else.
-    listed = subprocess.run(["pgrep", "-f", r"sweeplab\.forks\.server sweeplab\.experiment$"], capture_output=True,
-                            text=True).stdout
-    found = {}
-    for pid in map(int, listed.split()):
+    """(fork servers, follower ranks) running in `cwd` (a test's own folder: other tests may run beside it).
+    A follower is forked by a fork server (sweeplab.forks) and names itself sweeplab-rank<r>."""
+    servers, followers = [], []
+    for entry in Path("/proc").iterdir():
         try:
-            if Path(f"/proc/{pid}/cwd").resolve() == cwd.resolve():
-                found[pid] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError):
+            if not entry.name.isdigit() or (entry / "cwd").resolve() != cwd.resolve():
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "Z":
+                continue
+            if (entry / "comm").read_text().startswith("sweeplab-rank"):
+                followers.append(int(entry.name))
+            elif b"sweeplab.forks.server" in (entry / "cmdline").read_bytes() and \
+                    not (entry / "comm").read_text().startswith("sweeplab"):   # forked children name themselves
+                servers.append(int(entry.name))
+        except OSError:
             pass    # it ended while we looked
-    followers = [pid for pid, parent in found.items() if parent in found]
-    return [pid for pid in found if pid not in followers], followers
+    return servers, followers
 
 
 def followers_left(cwd: Path) -> list[int]:
@@ -51,7 +55,7 @@ def followers_left(cwd: Path) -> list[int]:
 
 
 def nothing_left(cwd: Path) -> bool:
-    """No follower and no rank server outlives the command that started them (a server leaves when
+    """No follower and no fork server outlives the command that started them (a server leaves when
     its process's pipe closes: allow it a moment)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(rank_processes(cwd)):

@@ -1,11 +1,13 @@
-"""The fork server: a forked child is what a fresh process with that env, cwd and argv would be, and says how it ended."""
+"""The fork server: a forked child is what a fresh process with its env, cwd and argv would be, and says how it ended."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,35 @@ def test_a_dead_server_is_started_again_and_ends_with_its_starter(server, tmp_pa
     server.process.stdin.close()   # what the server sees when the process that started it ends
     server.process.wait(timeout=30)
     assert not forks.alive(pid)
+
+
+def test_threads_asking_at_once_each_get_their_own_child(server, tmp_path):
+    def run(index: int) -> tuple[int, str]:
+        log = tmp_path / f"{index}.log"
+        env = {"PYTHONPATH": TESTS, "FORK_TEST_VALUE": str(index)}
+        child = server.fork("fork_entries:report", {"code": index}, env=env, cwd=str(tmp_path), out=log, err=log)
+        return child.wait(timeout=60), log.read_text()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run, range(8)))
+    assert [code for code, _ in results] == list(range(8))
+    assert all(f"value={index} " in text for index, (_, text) in enumerate(results))
+
+
+def test_a_childs_own_children_come_from_the_same_server_and_bear_their_names(server, tmp_path):
+    log = tmp_path / "log"
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join([TESTS, *sys.path])}
+    child = server.fork("fork_entries:fork_one", "sweeplab-test1", env=env, cwd=str(tmp_path), out=log, err=log)
+    assert child.wait(timeout=60) == 0, log.read_text()
+    assert log.read_text() == f"parent={server.process.pid} name=sweeplab-test1\n"
+
+
+def test_relative_output_files_are_the_requesters(server, tmp_path, monkeypatch):
+    """A relative log path means the requester's folder, whichever folder the child runs in (and the server is in)."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "childs").mkdir()
+    monkeypatch.chdir(tmp_path / "mine")
+    child = server.fork("fork_entries:report", {}, env={"PYTHONPATH": TESTS}, cwd=str(tmp_path / "childs"),
+                        out=Path("out.log"), err=Path("out.log"))
+    assert child.wait(timeout=60) == 0
+    assert f"cwd={tmp_path / 'childs'} " in (tmp_path / "mine" / "out.log").read_text()

@@ -3,6 +3,7 @@
 server.py  `python -m sweeplab.forks.server MODULE...`: imports the modules, then forks one child per request
 client.py  the starting process's side: its server, started on first use, and a handle per forked child
 alive.py   whether a process is still running
+env.py     the environment variables by which a forked child knows its server
 
 A fresh Python process pays ≈5-6 s of imports before it runs a line of sweeplab; the sweep's workers
 and a run's follower ranks are forked instead. Nothing here imports the rest of sweeplab: a request

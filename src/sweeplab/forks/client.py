@@ -7,14 +7,17 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from itertools import count
 from pathlib import Path
 
 from sweeplab.forks.alive import alive
+from sweeplab.forks.env import MODULES_ENV, SERVER_ENV
 
 SERVER_MODULE = "sweeplab.forks.server"
 
@@ -58,42 +61,64 @@ class Forked:
 
 
 class ForkServer:
-    """A `python -m sweeplab.forks.server MODULE...` started on first use by this process, for this process."""
+    """A fork server this process uses: its own `python -m sweeplab.forks.server`, started on first use, or the
+    one this process was itself forked from (whose socket its environment names)."""
 
-    def __init__(self, modules: tuple[str, ...], env: dict[str, str]):
+    def __init__(self, modules: tuple[str, ...], env: dict[str, str], socket_path: str | None = None):
         self.modules, self.env = modules, env
         self.process: subprocess.Popen | None = None
-        self.folder = Path(tempfile.mkdtemp(prefix="sweeplab-forks-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="sweeplab-forks-"))   # private (0700): exit files, socket
+        self.inherited = socket_path is not None
+        self.socket_path = socket_path or str(self.folder / "server.sock")
         self.numbers = count()
+        self.lock = threading.Lock()   # one start at a time, whichever thread asks
 
     def start(self) -> None:
         """Start the server now (its imports take seconds), so that it is ready when the first fork is asked."""
-        if self.process is None or self.process.poll() is not None:
-            self.process = subprocess.Popen([sys.executable, "-m", SERVER_MODULE, *self.modules],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.env)
-            self._ready = False
+        with self.lock:
+            self._start()
+
+    def _start(self) -> None:
+        if self.inherited or (self.process is not None and self.process.poll() is None):
+            return
+        Path(self.socket_path).unlink(missing_ok=True)
+        self.process = subprocess.Popen([sys.executable, "-m", SERVER_MODULE, self.socket_path, *self.modules],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=self.env)
+        self._ready = False
+
+    def _ask(self, request: str) -> str:
+        """The server's reply to one request ("" when it could not answer)."""
+        with self.lock:
+            self._start()
+            if not self.inherited and not self._ready:
+                self._ready = bool(self.process.stdout.readline())
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.connect(self.socket_path)
+                # This process's stdout and stderr go along: a child with no files of its own writes there.
+                socket.send_fds(connection, [(request + "\n").encode()], [1, 2])
+                with connection.makefile("r") as stream:
+                    return stream.readline()
+        except OSError:
+            return ""
 
     def fork(self, entry: str, arg, *, env: dict[str, str], cwd: str | None = None, argv: list[str] | None = None,
-             out: Path | None = None, err: Path | None = None) -> Forked:
-        """A child that runs `entry(arg)` (`module:function`) in `cwd` with exactly `env`; stdout and stderr to the
-        files given, else to this process's stderr."""
+             out: Path | None = None, err: Path | None = None, name: str | None = None) -> Forked:
+        """A child that runs `entry(arg)` (`module:function`) in `cwd` with `env`; stdout and stderr to the files
+        given, else to this process's own; `name` is what `ps -o comm` and `top` show for it."""
         exit_path = self.folder / f"{next(self.numbers)}.exit"
         request = json.dumps({"entry": entry, "arg": arg, "argv": argv, "env": env, "cwd": cwd or os.getcwd(),
-                              "exit": str(exit_path), "out": out and str(out), "err": err and str(err)})
-        for _ in (1, 2):     # a server that died (killed, out of memory) is restarted once
-            self.start()
-            try:
-                if not self._ready:
-                    self._ready = bool(self.process.stdout.readline())
-                self.process.stdin.write(request + "\n")
-                self.process.stdin.flush()
-                reply = self.process.stdout.readline()
-            except (BrokenPipeError, OSError, ValueError):
-                reply = ""
+                              "exit": str(exit_path), "out": out and str(Path(out).absolute()),
+                              "err": err and str(Path(err).absolute()),
+                              "name": name})
+        for _ in (1, 2):     # a server of this process's that died (killed, out of memory) is restarted once
+            reply = self._ask(request)
             if reply:
                 return Forked(json.loads(reply)["pid"], exit_path)
+            if self.inherited:   # the server this process came from has ended: use one of its own
+                self.inherited, self.socket_path = False, str(self.folder / "server.sock")
             self.stop()
-        raise RuntimeError(f"the fork server (python -m {SERVER_MODULE}) did not start a process; see its error above")
+        raise RuntimeError(f"the fork server at {self.socket_path} did not start a process; see its error above")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -103,17 +128,25 @@ class ForkServer:
 
 
 _servers: dict[tuple, ForkServer] = {}
+_made = threading.Lock()
 
 
 def server(modules: tuple[str, ...], env: dict[str, str] | None = None) -> ForkServer:
-    """This process's server for `modules`, made on first use (a forked child of this process makes its own).
-    Its environment is `env` (default: this process's now); each child gets the one its request names."""
+    """The fork server for `modules` in this process: the one this process was forked from when that one imported
+    them all, else its own, made on first use (a forked child of this process makes its own). The own server's
+    environment is `env` (default: this process's now); each child gets the one its request names."""
     key = (os.getpid(), modules)
-    if key not in _servers:
-        if not _servers:
-            atexit.register(stop_all)
-        _servers[key] = ForkServer(modules, dict(os.environ) if env is None else env)
-    return _servers[key]
+    with _made:
+        if key not in _servers:
+            if not _servers:
+                atexit.register(stop_all)
+            inherited = os.environ.get(SERVER_ENV)
+            if inherited and not set(modules) <= set(os.environ.get(MODULES_ENV, "").split(",")):
+                inherited = None
+            if inherited and not Path(inherited).exists():
+                inherited = None   # that server has ended
+            _servers[key] = ForkServer(modules, dict(os.environ) if env is None else env, inherited)
+        return _servers[key]
 
 
 def stop_all() -> None:

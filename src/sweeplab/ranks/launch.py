@@ -152,7 +152,7 @@ def launched(trainer: pl.Trainer, handoff: dict, folder: Path, entry: str) -> It
     path.write_text(json.dumps(handoff))
     server = _rank_server(entry)
     followers = [server.fork(entry, str(path), env={**os.environ, "LOCAL_RANK": str(r), "RANK": str(r),
-                                                    PARENT_ENV: str(os.getpid())})
+                                                    PARENT_ENV: str(os.getpid())}, name=f"sweeplab-rank{r}")
                  for r in range(1, count)]
     group = RankGroup(folder, followers)
     try:
@@ -174,8 +174,9 @@ def launched(trainer: pl.Trainer, handoff: dict, folder: Path, entry: str) -> It
 
 
 def _rank_server(entry: str) -> forks.ForkServer:
-    """This process's fork server for follower ranks: it preloads the entry's module. Its environment is this
-    process's before any run changed it; each follower gets the run's."""
+    """The fork server for follower ranks: the one a sweep's worker was forked from, else this process's own,
+    which preloads the entry's module. Its environment is this process's before any run changed it; each
+    follower gets the run's."""
     env = {k: v for k, v in os.environ.items() if k not in RENDEZVOUS_ENV}
     return forks.server((entry.partition(":")[0],), env)
 

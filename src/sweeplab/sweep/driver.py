@@ -70,8 +70,9 @@ def _check_optimizer_params(cfg, settings: SweepSettings) -> None:
                               "model's own parameters instead (e.g. model.lr)")
 
 
-# What a worker imports (torch, Lightning, MLflow, Optuna: ≈5-6 s), once for all the driver's workers.
-WORKER_MODULES = ("sweeplab.cli", "sweeplab.sweep.worker.loop")
+# What a worker imports (torch, Lightning, MLflow, Optuna: ≈5-6 s), once for all the driver's workers and
+# their follower ranks (a worker's multi-device runs fork their ranks from the same server).
+WORKER_MODULES = ("sweeplab.cli", "sweeplab.experiment", "sweeplab.sweep.worker.loop")
 WORKER_ENTRY = "sweeplab.cli:main"
 
 
@@ -79,8 +80,9 @@ def run_sweep(overrides: list[str], config_dirs: list[str]) -> int:
     settings, uri = prepare(overrides, config_dirs)
     # Workers share the machine's cores: OpenMP threads that spin while waiting take cores from the
     # others (a fine-tuning step measured 9.0 s spinning, 3.2 s passive, two processes on 2 cores).
-    # OpenMP reads this as torch loads, i.e. in the server the workers are forked from.
-    forks.server(WORKER_MODULES, {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}).start()   # importing while the study is made
+    # OpenMP reads this as torch loads, i.e. in the server the workers are forked from, started now: its
+    # imports run while the study and the parent run are made.
+    forks.server(WORKER_MODULES, {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}).start()
     # Created here, or joined when a `sweeplab worker` somewhere got here first.
     joined = join(settings, overrides, uri)
     study, client, parent_run_id = joined.study, joined.client, joined.parent_run_id
@@ -137,7 +139,7 @@ def _run_workers(study, settings: SweepSettings, overrides, config_dirs, plan: p
         args = ["worker", *[a for d in config_dirs for a in ("--config-dir", d)], *overrides]
         log = logs / f"worker-{index}.log"
         return forks.server(WORKER_MODULES).fork(WORKER_ENTRY, args, env=env, argv=[sys.argv[0], *args],
-                                                 out=log, err=log)
+                                                 out=log, err=log, name=f"sweeplab-w{index}")
 
     workers = {i: start(i) for i in range(count)}
     restarts, code = 0, 0
