@@ -1,28 +1,33 @@
-"""Runs the docs' commands planned by tests/test_docs.py, every `sweeplab` one in this one process.
+"""Runs the docs' commands planned by tests/test_docs.py, each `sweeplab` and `python -c` one forked from one server.
 
-`python tests/doc_runner.py PLAN.json RESULTS.json`. A `sweeplab` command goes through `sweeplab.cli.main`,
-the function the installed `sweeplab` script calls, so torch, Lightning and MLflow are imported once for
-all of them instead of once a command; `python` and `make` commands run as processes of their own.
+`python tests/doc_runner.py PLAN.json RESULTS.json`. A `sweeplab` command runs `sweeplab.cli.main`, the
+function the installed `sweeplab` script calls, and a `python -c` command its code as `__main__`, each in a
+process forked from a fork server (sweeplab.forks) that imported torch, Lightning and MLflow once, instead
+of importing them once a command; a sweep's workers are forked from it too. `python -m` and `make`
+commands run as processes of their own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
-import traceback
+import types
+from pathlib import Path
+
+from sweeplab.forks import client as forks
+from sweeplab.sweep.driver import WORKER_MODULES
+
+HERE = str(Path(__file__).resolve().parent)
 
 PRINTED = {"train": re.compile(r"MLflow run ([0-9a-f]{32})"), "sweep": re.compile(r"parent run ([0-9a-f]{32})")}
 
 
 def main(plan_file: str, results_file: str) -> int:
-    from sweeplab.cli import main as sweeplab
-
     groups = json.load(open(plan_file, encoding="utf-8"))
     results = []
     for group in groups:
@@ -34,7 +39,7 @@ def main(plan_file: str, results_file: str) -> int:
             if missing:
                 rc, output = 1, f"no earlier command printed {missing[0]}"
             else:
-                rc, output = _run(sweeplab, words, command, group)
+                rc, output = _run(words, command, group)
             for holder, kind in command["gives"].items():
                 found = PRINTED[kind].findall(output)
                 if found:
@@ -55,31 +60,37 @@ def _filled(word: str, printed: dict, command: dict) -> str:
     return word
 
 
-def _run(sweeplab, words: list[str], command: dict, group: dict) -> tuple[int, str]:
-    os.chdir(group["dir"])
+def _run(words: list[str], command: dict, group: dict) -> tuple[int, str]:
     env = {key: os.path.abspath(value) if key == "PYTHONPATH" else value for key, value in command["env"].items()}
-    if words[0] != "sweeplab":
+    env = {**os.environ, **env}
+    if words[0] == "sweeplab":
+        entry, arg, argv = "sweeplab.cli:main", words[1:], words
+    elif words[:2] == ["python", "-c"]:
+        # This module, for its python_c, after the command's own path (which it reads first, as python would).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH", ""), HERE] if p)
+        entry, arg, argv = "doc_runner:python_c", words[2], ["-c", *words[3:]]
+    else:
         program = {"python": [sys.executable], "make": ["make", "-n", "-C", group["root"]]}[words[0]]
-        done = subprocess.run([*program, *words[1:]],
-                              env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+        done = subprocess.run([*program, *words[1:]], cwd=group["dir"], env=env, capture_output=True, text=True,
+                              timeout=300)
         return done.returncode, done.stdout + done.stderr
-    saved_env, saved_path = dict(os.environ), list(sys.path)
-    os.environ.update(env)
-    sys.path[:0] = env.get("PYTHONPATH", "").split(os.pathsep) if "PYTHONPATH" in env else []
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            rc = sweeplab(words[1:])
-    except SystemExit as e:   # argparse's own errors
-        rc = e.code if isinstance(e.code, int) else 2
-    except Exception:   # noqa: BLE001 - a crash is a result to report, not a reason to stop the others
-        rc = 1
-        out.write(traceback.format_exc())
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-        sys.path[:] = saved_path
-    return rc, out.getvalue()
+    with tempfile.TemporaryDirectory(prefix="doc-command-") as folder:
+        output = Path(folder) / "output"   # stdout and stderr interleaved, as a terminal shows them
+        child = forks.server(WORKER_MODULES).fork(entry, arg, env=env, cwd=group["dir"], argv=argv, out=output,
+                                                  err=output, name="sweeplab")
+        try:
+            code = child.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            code = 124
+        return code, output.read_text()
+
+
+def python_c(code: str) -> None:
+    """What `python -c CODE` runs: CODE as the __main__ module."""
+    main = types.ModuleType("__main__")
+    sys.modules["__main__"] = main
+    exec(compile(code, "<string>", "exec"), main.__dict__)
 
 
 if __name__ == "__main__":

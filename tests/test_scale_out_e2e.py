@@ -14,13 +14,14 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow import MlflowClient
 
-from conftest import SWEEPLAB, free_port
+from conftest import SWEEPLAB, free_port, run_cli
 
 PASSWORD = "S3cretPW"  # trust auth takes any password: this one only has to stay hidden
 SMOKE = ["sweep=digits_cnn", "trainer=smoke"]
@@ -84,26 +85,17 @@ def _kill_group(process: subprocess.Popen, sig: int) -> None:
 
 
 def start_together(commands: dict[str, list[str]], root: Path, tracking_uri: str, timeout: float = 300) -> dict:
-    """Start every command at once, each in root/<name>; their (returncode, stdout + stderr) by name."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_TRACKING_URI"] = tracking_uri
-    processes = {}
-    try:
-        for name, args in commands.items():
-            (root / name).mkdir()
-            processes[name] = subprocess.Popen([SWEEPLAB, *args], cwd=root / name, env=env, text=True,
-                                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                               start_new_session=True)
-        deadline = time.monotonic() + timeout
-        done = {}
-        for name, process in processes.items():
-            output, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            done[name] = (process.returncode, output)
-        return done
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                _kill_group(process, signal.SIGKILL)
+    """Start every command at once (each a process of its own, forked within milliseconds of the others), each in
+    root/<name>; their (returncode, stdout + stderr) by name."""
+    for name in commands:
+        (root / name).mkdir()
+
+    def run(name: str) -> tuple[int, str]:
+        done = run_cli(*commands[name], cwd=root / name, env={"MLFLOW_TRACKING_URI": tracking_uri}, timeout=timeout)
+        return done.returncode, done.stdout + done.stderr
+
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        return dict(zip(commands, pool.map(run, commands)))
 
 
 def check_one_sweep(storage: str, study_name: str, tracking_uri: str, n_trials: int) -> tuple[optuna.Study, list]:
