@@ -63,7 +63,7 @@ def sweeplab_run(folder: str, ddp: bool) -> float:
 class FreshStarter:
     """The "fresh" design: a new interpreter per follower rank instead of a fork of the fork server."""
 
-    def fork(self, entry: str, handoff: str, *, env: dict[str, str]) -> forks.Forked:
+    def fork(self, entry: str, handoff: str, *, env: dict[str, str], name: str) -> forks.Forked:
         process = subprocess.Popen([sys.executable, "-m", "sweeplab.ranks.follower", entry, handoff], env=env)
         return forks.Forked(process.pid, Path(handoff).parent / "no-exit-file")
 
@@ -91,7 +91,7 @@ def _mp_follower(index: int, entry: str, handoff: str, env: dict[str, str]) -> N
 class TorchMultiprocessingStarter:
     """The standard library's way: a forkserver with sweeplab.experiment preloaded, one ProcessContext per rank."""
 
-    def fork(self, entry: str, handoff: str, *, env: dict[str, str]) -> forks.Forked:
+    def fork(self, entry: str, handoff: str, *, env: dict[str, str], name: str) -> forks.Forked:
         context = torch.multiprocessing.start_processes(_mp_follower, args=(entry, handoff, env), nprocs=1,
                                                         join=False, start_method="forkserver")
         return forks.Forked(context.processes[0].pid, Path(handoff).parent / "no-exit-file")
