@@ -29,6 +29,7 @@ import torch
 # these launcher classes are how its strategies say it (listed in docs/private-apis.md).
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from sweeplab.errors import ConfigError
 from sweeplab.forks import client as forks
@@ -48,7 +49,11 @@ def rank() -> int:
 
 
 def is_follower() -> bool:
-    return rank() > 0
+    """Whether this process is a rank other than 0: the one answer sweeplab gives, and it is Lightning's own
+    (`rank_zero_only.rank`, which @rank_zero_only and the Trainer's global rank agree with). Lightning sets
+    it from the launcher's environment as it loads (RANK, LOCAL_RANK, SLURM_PROCID, ...); a rank forked by
+    sweeplab has it set by follower.py before its run starts."""
+    return rank_zero_only.rank != 0
 
 
 def processes_needed(trainer: pl.Trainer) -> int:
