@@ -26,6 +26,11 @@ def wait(arg: float) -> int:
     return 0
 
 
+def sleep(arg: float) -> None:
+    """Sleep, and let an interruption end the process as it would end any Python program."""
+    time.sleep(arg)
+
+
 def fork_one(arg: str) -> int:
     """Fork a child of its own through sweeplab.forks, named `arg`; print the child's parent and name."""
     from sweeplab.forks import client as forks
@@ -35,6 +40,7 @@ def fork_one(arg: str) -> int:
 
 
 def name_and_parent(arg) -> int:
+    """Print (to stdout only) this process's parent and name."""
     with open("/proc/self/comm") as comm:
         print(f"parent={os.getppid()} name={comm.read().strip()}", flush=True)
     return 0

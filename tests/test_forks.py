@@ -57,6 +57,11 @@ def test_sigint_interrupts_a_child_and_sigkill_reads_as_minus_9(server, tmp_path
     children[1].kill()
     assert children[0].wait(timeout=30) == 130 and "interrupted" in log.read_text()
     assert children[1].wait(timeout=30) == -signal.SIGKILL
+    # An entry that does not catch Ctrl-C ends as a Python program would: 128 + SIGINT.
+    plain = server.fork("fork_entries:sleep", 60, env={"PYTHONPATH": TESTS}, cwd=str(tmp_path), out=log, err=log)
+    time.sleep(1.0)
+    plain.send_signal(signal.SIGINT)
+    assert plain.wait(timeout=30) == 130
     waiting = server.fork("fork_entries:wait", 60, env={"PYTHONPATH": TESTS}, cwd=str(tmp_path))
     try:
         with pytest.raises(subprocess.TimeoutExpired):
@@ -93,17 +98,20 @@ def test_threads_asking_at_once_each_get_their_own_child(server, tmp_path):
 
 
 def test_a_childs_own_children_come_from_the_same_server_and_bear_their_names(server, tmp_path):
-    log = tmp_path / "log"
+    """The grandchild is the server's child, and writes to its requester's own stdout (a file here)."""
+    out, err = tmp_path / "out", tmp_path / "err"
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join([TESTS, *sys.path])}
-    child = server.fork("fork_entries:fork_one", "sweeplab-test1", env=env, cwd=str(tmp_path), out=log, err=log)
-    assert child.wait(timeout=60) == 0, log.read_text()
-    assert log.read_text() == f"parent={server.process.pid} name=sweeplab-test1\n"
+    child = server.fork("fork_entries:fork_one", "sweeplab-test1", env=env, cwd=str(tmp_path), out=out, err=err)
+    assert child.wait(timeout=60) == 0, err.read_text()
+    assert out.read_text() == f"parent={server.process.pid} name=sweeplab-test1\n"
+    assert err.read_text() == ""
 
 
 def test_relative_output_files_are_the_requesters(server, tmp_path, monkeypatch):
     """A relative log path means the requester's folder, whichever folder the child runs in (and the server is in)."""
     (tmp_path / "mine").mkdir()
     (tmp_path / "childs").mkdir()
+    server.start()   # in the test's folder, not the requester's
     monkeypatch.chdir(tmp_path / "mine")
     child = server.fork("fork_entries:report", {}, env={"PYTHONPATH": TESTS}, cwd=str(tmp_path / "childs"),
                         out=Path("out.log"), err=Path("out.log"))
