@@ -68,9 +68,10 @@ class FreshStarter:
         return forks.Forked(process.pid, Path(handoff).parent / "no-exit-file")
 
 
-def fresh_run(folder: str) -> float:
+def run_with(starter, folder: str) -> float:
+    """The sweeplab DDP run with its follower ranks started by `starter` instead of the fork server."""
     served = ranks._rank_server
-    ranks._rank_server = lambda entry: FreshStarter()
+    ranks._rank_server = lambda entry: starter
     try:
         return sweeplab_run(folder, ddp=True)
     finally:
@@ -95,15 +96,6 @@ class TorchMultiprocessingStarter:
         context = torch.multiprocessing.start_processes(_mp_follower, args=(entry, handoff, env), nprocs=1,
                                                         join=False, start_method="forkserver")
         return forks.Forked(context.processes[0].pid, Path(handoff).parent / "no-exit-file")
-
-
-def mp_run(folder: str) -> float:
-    served = ranks._rank_server
-    ranks._rank_server = lambda entry: TorchMultiprocessingStarter()
-    try:
-        return sweeplab_run(folder, ddp=True)
-    finally:
-        ranks._rank_server = served
 
 
 def fork_run(ddp: bool) -> float:
@@ -137,12 +129,13 @@ def main() -> None:
     torch.multiprocessing.set_forkserver_preload(["sweeplab.experiment"])
     sweeplab_run(folder, ddp=False)
     sweeplab_run(folder, ddp=True)
-    mp_run(folder)
+    run_with(TorchMultiprocessingStarter(), folder)
     fork_run(ddp=False)
     times: dict[str, list[float]] = {k: [] for k in ("ours_1", "ours_2", "fresh_2", "mp_2", "fork_1", "fork_2")}
     for round_index in range(args.rounds):
         order = [("ours_1", lambda: sweeplab_run(folder, False)), ("ours_2", lambda: sweeplab_run(folder, True)),
-                 ("fresh_2", lambda: fresh_run(folder)), ("mp_2", lambda: mp_run(folder)),
+                 ("fresh_2", lambda: run_with(FreshStarter(), folder)),
+                 ("mp_2", lambda: run_with(TorchMultiprocessingStarter(), folder)),
                  ("fork_1", lambda: fork_run(False)), ("fork_2", lambda: fork_run(True))]
         if round_index % 2:
             order.reverse()
