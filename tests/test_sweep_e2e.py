@@ -240,7 +240,8 @@ def test_sigterm_to_the_driver_stops_its_workers_like_ctrl_c(tmp_path):
     assert "interrupted; rerun the same command to resume" in (tmp_path / "err").read_text()
     study = study_of(tmp_path)
     stopped = [t for t in study.trials if t.state.name == "FAIL"]
-    assert stopped and all(t.user_attrs["sweeplab.error"] == "interrupted" for t in stopped)
+    assert stopped and all(t.user_attrs["sweeplab.error"] == "interrupted" for t in stopped), \
+        [(t.number, t.user_attrs.get("sweeplab.error")) for t in stopped]
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
 
 

@@ -243,8 +243,10 @@ def _closed_on_error(recorder: NoRecorder, context: Callable[[], str] = lambda: 
     try:
         yield
     except (KeyboardInterrupt, SystemExit):
-        recorder.close("KILLED", "interrupted")
-        raise KeyboardInterrupt from None
+        try:
+            recorder.close("KILLED", "interrupted")
+        finally:   # a store too busy to close the run (SQLite locked by the other workers) does not hide Ctrl-C
+            raise KeyboardInterrupt from None
     except Exception as e:
         recorder.close("FAILED", f"{context()}{type(e).__name__}: {e}", traceback.format_exc())
         raise

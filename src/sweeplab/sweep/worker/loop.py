@@ -7,6 +7,7 @@ machines, can share a study; none waits for another.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import mlflow
 import optuna
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, open_dict
 from optuna.trial import TrialState
 
@@ -109,8 +111,10 @@ def run_trial(trial: optuna.Trial, study: optuna.Study, settings: SweepSettings,
         # Ctrl-C again (or the driver passing it on) must not cut this short: the trial turns FAIL and is
         # queued again with the same params, exactly once (a process joining later checks it was).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _end(study, trial, TrialOutcome(trial.number, TrialState.FAIL, error=studies.INTERRUPTED),
-             _run_of(settings, trial.number))
+        outcome = TrialOutcome(trial.number, TrialState.FAIL, error=studies.INTERRUPTED)
+        _tell(study, trial, outcome)   # the study first: resuming needs it; the run is tidied later if need be
+        with contextlib.suppress(MlflowException):   # a store busy with every worker stopping at once
+            _mark_run(outcome, _run_of(settings, trial.number))
         with study_lock(settings.storage, settings.study_name):
             studies.retry_interrupted(study)
         raise
@@ -151,15 +155,24 @@ def trial_config(overrides: list[str], config_dirs: list[str], settings: SweepSe
 
 
 def _end(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome, run_id: str | None = None) -> TrialOutcome:
+    _tell(study, trial, outcome)
+    _mark_run(outcome, run_id)
+    return outcome
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> None:
     if outcome.error:
         trial.set_user_attr("sweeplab.error", outcome.error[:2000])
     study.tell(trial, outcome.values, state=outcome.state)
+
+
+def _mark_run(outcome: TrialOutcome, run_id: str | None) -> None:
+    """The trial's MLflow run says how the trial ended (and a run that finished is FAILED when the trial failed)."""
     if run_id:
         client = mlflow.MlflowClient()
         client.set_tag(run_id, "optuna.state", outcome.state.name)
         if outcome.error and outcome.state == TrialState.FAIL and _status(client, run_id) == "FINISHED":
             client.set_terminated(run_id, "FAILED")
-    return outcome
 
 
 def _run_of(settings: SweepSettings, number: int) -> str | None:
