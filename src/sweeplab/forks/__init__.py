@@ -1,7 +1,9 @@
 """Processes forked from a server that imported torch, Lightning and MLflow once, so each starts in milliseconds.
 
-server.py  `python -m sweeplab.forks.server MODULE...`: imports the modules, then forks one child per request
-client.py  the starting process's side: its server, started on first use, and a handle per forked child
+server.py  `python -m sweeplab.forks.server SOCKET MODULE...`: imports the modules, then forks one child per
+           request on the socket
+client.py  the requesting process's side: the server it came from, or its own started on first use; a handle
+           per forked child
 alive.py   whether a process is still running
 env.py     the environment variables by which a forked child knows its server
 
