@@ -5,11 +5,11 @@ process when a rank fails: in a warm sweep worker that would re-run the worker (
 more trials) and take the worker down with a failed trial. So sweeplab plays torchrun's part for
 one run: it sets the env:// rendezvous variables (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK,
 LOCAL_RANK, RANK), which tell Lightning that the processes were created outside it, and has each
-other rank forked by this process's fork server (sweeplab.forks: Lightning imported once, no CUDA
-touched) to run the entry it is handed (`module:function`; run_experiment hands its `follow`, which
-runs follower.py around the run's resolved config). Those followers go through the same
-`run_experiment` with no MLflow run and no Optuna trial (rank 0 owns both); decisions such as pruning
-reach them by broadcast. Every follower leaves with the run.
+other rank forked by a fork server (sweeplab.forks: the one this process came from, else its own;
+Lightning imported once, no CUDA touched) to run the entry it is handed (`module:function`;
+run_experiment hands its `follow`, which runs follower.py around the run's resolved config). Those
+followers go through the same `run_experiment` with no MLflow run and no Optuna trial (rank 0 owns
+both); decisions such as pruning reach them by broadcast. Every follower leaves with the run.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from sweeplab.errors import ConfigError
 from sweeplab.forks import client as forks
+
 PARENT_ENV = "SWEEPLAB_RANK0_PID"   # followers exit when this process (rank 0) is gone
 RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "LOCAL_RANK", "RANK", "OMP_NUM_THREADS")
 JOIN_SECONDS = 30.0          # a finished run's followers exit at once; this only bounds a stuck one
