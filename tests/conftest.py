@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from sweeplab.sweep.driver import WORKER_MODULES
+from sweeplab.sweep.driver import WORKER_ENTRY, WORKER_MODULES
 
 SWEEPLAB = str(Path(sys.executable).parent / "sweeplab")
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-# What every `sweeplab` command may import, imported once per test process by its fork server (sweeplab.forks,
-# the kind a sweep forks its workers from): each command is then a fork, not ≈6 s of fresh imports, and so are
-# the workers of the sweeps it starts (a child of a server forks its own children from that server).
-CLI_MODULES = WORKER_MODULES
+# Each `sweeplab` command is forked (sweeplab.forks) from one server per test process that imported what a sweep
+# worker imports (WORKER_MODULES): not ≈6 s of fresh imports a command, and the workers of the sweeps it starts
+# are forked from that server too (a child of a server forks its own children from that server).
 # Read as an interpreter starts, so a command given one runs as a fresh process.
 AT_START_ENV = ("PYTHONPROFILEIMPORTTIME", "PYTHONWARNINGS", "PYTHONHASHSEED", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")
 
@@ -38,13 +37,9 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300
         return subprocess.run([SWEEPLAB, *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="sweeplab-cli-") as folder:
         out, err = Path(folder) / "out", Path(folder) / "err"
-        child = forks.server(CLI_MODULES, clean).fork("sweeplab.cli:main", list(args), env=full, cwd=str(cwd),
-                                                      argv=[SWEEPLAB, *args], out=out, err=err, name="sweeplab")
-        try:
-            code = child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            raise
+        child = forks.server(WORKER_MODULES, clean).fork(WORKER_ENTRY, list(args), env=full, cwd=str(cwd),
+                                                         argv=[SWEEPLAB, *args], out=out, err=err, name="sweeplab")
+        code = child.wait_or_kill(timeout)
         return subprocess.CompletedProcess([SWEEPLAB, *args], code, out.read_text(), err.read_text())
 
 

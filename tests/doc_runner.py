@@ -20,7 +20,7 @@ import types
 from pathlib import Path
 
 from sweeplab.forks import client as forks
-from sweeplab.sweep.driver import WORKER_MODULES
+from sweeplab.sweep.driver import WORKER_ENTRY, WORKER_MODULES
 
 HERE = str(Path(__file__).resolve().parent)
 
@@ -64,7 +64,7 @@ def _run(words: list[str], command: dict, group: dict) -> tuple[int, str]:
     env = {key: os.path.abspath(value) if key == "PYTHONPATH" else value for key, value in command["env"].items()}
     env = {**os.environ, **env}
     if words[0] == "sweeplab":
-        entry, arg, argv = "sweeplab.cli:main", words[1:], words
+        entry, arg, argv = WORKER_ENTRY, words[1:], words
     elif words[:2] == ["python", "-c"]:
         # This module, for its python_c, after the command's own path (which it reads first, as python would).
         env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH", ""), HERE] if p)
@@ -79,9 +79,8 @@ def _run(words: list[str], command: dict, group: dict) -> tuple[int, str]:
         child = forks.server(WORKER_MODULES).fork(entry, arg, env=env, cwd=group["dir"], argv=argv, out=output,
                                                   err=output, name="sweeplab")
         try:
-            code = child.wait(timeout=600)
+            code = child.wait_or_kill(600)
         except subprocess.TimeoutExpired:
-            child.kill()
             code = 124
         return code, output.read_text()
 

@@ -50,6 +50,14 @@ class Forked:
             time.sleep(0.02)
         return self.returncode
 
+    def wait_or_kill(self, timeout: float) -> int:
+        """Its exit code, as `subprocess.run(timeout=...)` waits: killed, and TimeoutExpired raised, past `timeout`."""
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
     def send_signal(self, sig: int) -> None:
         try:
             os.kill(self.pid, sig)
@@ -72,6 +80,7 @@ class ForkServer:
         self.socket_path = socket_path or str(self.folder / "server.sock")
         self.numbers = count()
         self.lock = threading.Lock()   # one start at a time, whichever thread asks
+        self._ready = False            # its {"ready"} line read: its imports are done
 
     def start(self) -> None:
         """Start the server now (its imports take seconds), so that it is ready when the first fork is asked."""
